@@ -1,0 +1,39 @@
+# pg_txguard: PGXS build
+#
+#   make && sudo make install        build and install against $(PG_CONFIG)
+#   make installcheck                regress + isolation + TAP tests, each in a
+#                                    temporary instance that preloads the library
+#
+# scripts/test runs all of it from any checkout, as root or as a normal user.
+
+MODULE_big = pg_txguard
+OBJS = \
+	src/pg_txguard.o \
+	src/guc.o \
+	src/shmem.o \
+	src/registry.o \
+	src/activity.o \
+	src/srf.o
+
+EXTENSION = pg_txguard
+DATA = pg_txguard--0.1.sql
+PGFILEDESC = "pg_txguard - see, bound and prevent broken transactions"
+
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
+
+REGRESS = setup registry registry_privacy
+REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
+	--temp-instance=$(CURDIR)/tmp_check_regress --load-extension=pg_txguard
+
+ISOLATION = registry_states
+ISOLATION_OPTS = --temp-config=$(srcdir)/test/regress.conf \
+	--temp-instance=$(CURDIR)/tmp_check_iso --load-extension=pg_txguard
+
+TAP_TESTS = 1
+
+EXTRA_CLEAN = tmp_check tmp_check_regress tmp_check_iso output_iso
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

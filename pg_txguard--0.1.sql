@@ -1,0 +1,54 @@
+/* pg_txguard--0.1.sql */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION pg_txguard" to load this file. \quit
+
+-- ------------------------------------------------------------------
+-- Registry of open transactions
+-- ------------------------------------------------------------------
+
+CREATE FUNCTION txguard._transactions(
+    OUT pid int4,
+    OUT dbid oid,
+    OUT userid oid,
+    OUT xact_start timestamptz,
+    OUT duration interval,
+    OUT state text,
+    OUT state_since timestamptz,
+    OUT statements int8,
+    OUT first_statement text,
+    OUT last_statement text,
+    OUT wrote bool,
+    OUT blocking int4[])
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'txguard_transactions'
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION txguard._transactions() IS
+'Internal: the slots of txguard.transactions, without names';
+
+CREATE VIEW txguard.transactions AS
+SELECT t.pid,
+       d.datname,
+       r.rolname AS usename,
+       a.application_name,
+       a.client_addr,
+       t.xact_start,
+       t.duration,
+       t.state,
+       t.state_since,
+       t.statements,
+       t.first_statement,
+       t.last_statement,
+       t.wrote,
+       t.blocking
+  FROM txguard._transactions() t
+  LEFT JOIN pg_catalog.pg_database d ON d.oid = t.dbid
+  LEFT JOIN pg_catalog.pg_roles r ON r.oid = t.userid
+  LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = t.pid;
+
+COMMENT ON VIEW txguard.transactions IS
+'One row per client session currently inside a transaction';
+
+GRANT USAGE ON SCHEMA txguard TO PUBLIC;
+GRANT SELECT ON txguard.transactions TO PUBLIC;

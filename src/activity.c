@@ -1,0 +1,326 @@
+/*-------------------------------------------------------------------------
+ *
+ * activity.c
+ *		Follow a client backend through its statements and transactions,
+ *		and keep its registry slot current.
+ *
+ * Three kinds of events move a backend's slot:
+ *
+ *	- a top-level statement starts: ExecutorStart (plannable statements) or
+ *	  ProcessUtility (utility statements) at nesting level 0.  Statements in
+ *	  functions run at a deeper level and are not counted; the nesting level
+ *	  is tracked as in pg_stat_statements.
+ *	- the backend becomes idle: it sends ReadyForQuery, whose status byte
+ *	  ('I', 'T', 'E') is exactly the transaction state the client sees.
+ *	  The backend's PQcommMethods are wrapped to see that message; this is
+ *	  the one point where both the simple and the extended protocol hand
+ *	  control back to the client.
+ *	- a transaction ends: the transaction callback (commit, prepare, or a
+ *	  rollback the client asked for).  A transaction aborted by an error
+ *	  stays in the registry as "idle in transaction (aborted)" until the
+ *	  client ends it.
+ *
+ * Only regular client backends are tracked.  Set-up happens once per
+ * backend, lazily, at its first statement.  Nothing here takes a lock or
+ * allocates memory that outlives the statement.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "pg_txguard.h"
+
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "executor/executor.h"
+#include "libpq/libpq.h"
+#include "nodes/parsenodes.h"
+#include "parser/scansup.h"
+#include "storage/ipc.h"
+#include "tcop/utility.h"
+
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+static ExecutorRun_hook_type prev_ExecutorRun = NULL;
+static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
+/* the backend's own communication methods, and our copy that wraps them */
+static const PQcommMethods *prev_comm_methods = NULL;
+static PQcommMethods txg_comm_methods;
+
+/* per-backend set-up: done, or not a backend we track */
+static bool backend_ready = false;
+static bool backend_ignored = false;
+
+/* depth of statements below the top level */
+static int	nesting_level = 0;
+
+/* the running top-level statement's text, for procedures that commit */
+static const char *top_text = NULL;
+static int	top_len = 0;
+
+/* the running top-level statement is ROLLBACK (or ABORT) */
+static bool user_rollback = false;
+
+static void backend_exit(int code, Datum arg);
+static void xact_callback(XactEvent event, void *arg);
+static int	txg_putmessage(char msgtype, const char *s, size_t len);
+
+/*
+ * One-time set-up in a backend: take the registry slot, hook the exit,
+ * the transaction callbacks and ReadyForQuery.  Returns whether this
+ * backend is tracked.
+ */
+static bool
+backend_setup(void)
+{
+	if (!txg_is_client_backend() || IsParallelWorker() ||
+		MyProc == NULL || !txg_registry_attached() ||
+		PqCommMethods == NULL)
+	{
+		backend_ignored = true;
+		return false;
+	}
+
+	txg_registry_attach_backend();
+	before_shmem_exit(backend_exit, (Datum) 0);
+	RegisterXactCallback(xact_callback, NULL);
+
+	prev_comm_methods = PqCommMethods;
+	txg_comm_methods = *PqCommMethods;
+	txg_comm_methods.putmessage = txg_putmessage;
+	PqCommMethods = &txg_comm_methods;
+
+	backend_ready = true;
+	return true;
+}
+
+static inline bool
+track_this_backend(void)
+{
+	if (likely(backend_ready))
+		return true;
+	if (backend_ignored)
+		return false;
+	return backend_setup();
+}
+
+static void
+backend_exit(int code, Datum arg)
+{
+	if (PqCommMethods == &txg_comm_methods)
+		PqCommMethods = prev_comm_methods;
+	txg_registry_detach_backend();
+	backend_ready = false;
+	backend_ignored = true;
+}
+
+/* BEGIN, START TRANSACTION, COMMIT, ROLLBACK and PREPARE TRANSACTION */
+static bool
+is_block_boundary(Node *parsetree, bool *rollback)
+{
+	TransactionStmt *stmt;
+
+	*rollback = false;
+	if (parsetree == NULL || !IsA(parsetree, TransactionStmt))
+		return false;
+	stmt = (TransactionStmt *) parsetree;
+	switch (stmt->kind)
+	{
+		case TRANS_STMT_ROLLBACK:
+			*rollback = true;
+			return true;
+		case TRANS_STMT_BEGIN:
+		case TRANS_STMT_START:
+		case TRANS_STMT_COMMIT:
+		case TRANS_STMT_PREPARE:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * A top-level statement starts.  "location" and "length" delimit it in a
+ * query string that may hold several statements (length 0: to the end).
+ */
+static void
+top_statement(const char *source, int location, int length, bool counted)
+{
+	const char *text = source ? source : "";
+	int			len;
+
+	if (location > 0)
+		text += location;
+	len = length > 0 ? length : (int) strlen(text);
+
+	/* leading and trailing white space is noise */
+	while (len > 0 && scanner_isspace(*text))
+	{
+		text++;
+		len--;
+	}
+	while (len > 0 && scanner_isspace(text[len - 1]))
+		len--;
+
+	top_text = text;
+	top_len = len;
+	txg_registry_statement(text, len, counted);
+}
+
+static void
+txg_ExecutorStart(QueryDesc *queryDesc, int eflags)
+{
+	if (track_this_backend())
+	{
+		if (nesting_level == 0)
+		{
+			user_rollback = false;
+			top_statement(queryDesc->sourceText,
+						  queryDesc->plannedstmt->stmt_location,
+						  queryDesc->plannedstmt->stmt_len, true);
+		}
+		else
+			txg_registry_continue(top_text, top_len);
+	}
+
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+static void
+txg_ExecutorRun(TXG_EXECUTOR_RUN_ARGS)
+{
+	nesting_level++;
+	PG_TRY();
+	{
+		if (prev_ExecutorRun)
+			prev_ExecutorRun(TXG_EXECUTOR_RUN_PASS);
+		else
+			standard_ExecutorRun(TXG_EXECUTOR_RUN_PASS);
+	}
+	PG_FINALLY();
+	{
+		nesting_level--;
+	}
+	PG_END_TRY();
+}
+
+static void
+txg_ExecutorFinish(QueryDesc *queryDesc)
+{
+	nesting_level++;
+	PG_TRY();
+	{
+		if (prev_ExecutorFinish)
+			prev_ExecutorFinish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+	}
+	PG_FINALLY();
+	{
+		nesting_level--;
+	}
+	PG_END_TRY();
+}
+
+static void
+txg_ProcessUtility(TXG_PROCESS_UTILITY_ARGS)
+{
+	if (track_this_backend())
+	{
+		if (nesting_level == 0)
+		{
+			bool		rollback;
+			bool		boundary = is_block_boundary(pstmt->utilityStmt,
+													 &rollback);
+
+			user_rollback = rollback;
+			top_statement(queryString, pstmt->stmt_location,
+						  pstmt->stmt_len, !boundary);
+		}
+		else
+			txg_registry_continue(top_text, top_len);
+	}
+
+	nesting_level++;
+	PG_TRY();
+	{
+		if (prev_ProcessUtility)
+			prev_ProcessUtility(TXG_PROCESS_UTILITY_PASS);
+		else
+			standard_ProcessUtility(TXG_PROCESS_UTILITY_PASS);
+	}
+	PG_FINALLY();
+	{
+		nesting_level--;
+	}
+	PG_END_TRY();
+}
+
+static void
+xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PREPARE:
+			txg_registry_xact_end();
+			break;
+		case XACT_EVENT_ABORT:
+			/*
+			 * A rollback the client asked for ends the transaction.  One
+			 * caused by an error leaves an aborted transaction block behind
+			 * (or, outside a block, ends at ReadyForQuery).
+			 */
+			if (user_rollback)
+				txg_registry_xact_end();
+			break;
+		default:
+			break;
+	}
+}
+
+/* the backend tells the client it is ready for a new query */
+static void
+ready_for_query(char status)
+{
+	top_text = NULL;
+	top_len = 0;
+	user_rollback = false;
+	nesting_level = 0;
+
+	switch (status)
+	{
+		case 'T':
+			txg_registry_idle(false);
+			break;
+		case 'E':
+			txg_registry_idle(true);
+			break;
+		default:
+			txg_registry_xact_end();
+			break;
+	}
+}
+
+static int
+txg_putmessage(char msgtype, const char *s, size_t len)
+{
+	if (msgtype == 'Z' && len == 1)
+		ready_for_query(s[0]);
+	return prev_comm_methods->putmessage(msgtype, s, len);
+}
+
+void
+txg_activity_init(void)
+{
+	prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = txg_ExecutorStart;
+	prev_ExecutorRun = ExecutorRun_hook;
+	ExecutorRun_hook = txg_ExecutorRun;
+	prev_ExecutorFinish = ExecutorFinish_hook;
+	ExecutorFinish_hook = txg_ExecutorFinish;
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = txg_ProcessUtility;
+}

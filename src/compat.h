@@ -1,0 +1,138 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *		Differences between the PostgreSQL majors pg_txguard supports
+ *		(13 to 18), kept in one place.
+ *
+ * Every version test of the project lives here, as a static inline wrapper
+ * or a #define shim, so that the rest of the code reads as if written for
+ * one major.  The notes name the release that changed each interface.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TXGUARD_COMPAT_H
+#define TXGUARD_COMPAT_H
+
+#include "postgres.h"
+
+#include "catalog/pg_authid.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "postmaster/autovacuum.h"
+#include "postmaster/bgworker_internals.h"
+#include "replication/walsender.h"
+#include "storage/proc.h"
+#include "tcop/utility.h"
+#include "utils/guc.h"
+
+/* PG_MODULE_MAGIC_EXT (18) names the module and its version */
+#ifdef PG_MODULE_MAGIC_EXT
+#define TXG_MODULE_MAGIC PG_MODULE_MAGIC_EXT(.name = "pg_txguard", .version = "0.1")
+#else
+#define TXG_MODULE_MAGIC PG_MODULE_MAGIC
+#endif
+
+/* MarkGUCPrefixReserved (15) replaced EmitWarningsOnPlaceholders */
+#if PG_VERSION_NUM < 150000
+#define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
+#endif
+
+/* predefined roles were renamed from DEFAULT_ROLE_* to ROLE_PG_* in 14 */
+#if PG_VERSION_NUM < 140000
+#define ROLE_PG_READ_ALL_STATS DEFAULT_ROLE_READ_ALL_STATS
+#endif
+
+/* shmem_request_hook (15); older majors request space from _PG_init */
+#if PG_VERSION_NUM >= 150000
+#define TXG_HAVE_SHMEM_REQUEST_HOOK 1
+#endif
+
+/*
+ * Number of PGPROC slots regular backends, autovacuum workers, background
+ * workers and WAL senders can occupy.  MaxBackends is computed before
+ * shmem_request_hook from 15 on; older majors compute it only after
+ * _PG_init, so do the same arithmetic as InitializeMaxBackends() there.
+ */
+static inline int
+txg_max_backends(void)
+{
+#if PG_VERSION_NUM >= 150000
+	return MaxBackends;
+#else
+	return MaxConnections + autovacuum_max_workers + 1 +
+		max_worker_processes + max_wal_senders;
+#endif
+}
+
+/* local transaction id of the top-level transaction: vxid.lxid from 17 */
+static inline LocalTransactionId
+txg_proc_lxid(PGPROC *proc)
+{
+#if PG_VERSION_NUM >= 170000
+	return proc->vxid.lxid;
+#else
+	return proc->lxid;
+#endif
+}
+
+/* top-level xid of a PGPROC: in PGXACT up to 13, in PGPROC from 14 */
+static inline TransactionId
+txg_proc_xid(PGPROC *proc)
+{
+#if PG_VERSION_NUM >= 140000
+	return proc->xid;
+#else
+	return ProcGlobal->allPgXact[proc->pgprocno].xid;
+#endif
+}
+
+/*
+ * Hook signatures.  ProcessUtility gained readOnlyTree in 14; ExecutorRun
+ * lost execute_once in 18.  TXG_* macros give one spelling of the
+ * parameter lists and of the calls.
+ */
+#if PG_VERSION_NUM >= 140000
+#define TXG_PROCESS_UTILITY_ARGS \
+	PlannedStmt *pstmt, const char *queryString, bool readOnlyTree, \
+	ProcessUtilityContext context, ParamListInfo params, \
+	QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc
+#define TXG_PROCESS_UTILITY_PASS \
+	pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc
+#else
+#define TXG_PROCESS_UTILITY_ARGS \
+	PlannedStmt *pstmt, const char *queryString, \
+	ProcessUtilityContext context, ParamListInfo params, \
+	QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc
+#define TXG_PROCESS_UTILITY_PASS \
+	pstmt, queryString, context, params, queryEnv, dest, qc
+#endif
+
+#if PG_VERSION_NUM >= 180000
+#define TXG_EXECUTOR_RUN_ARGS \
+	QueryDesc *queryDesc, ScanDirection direction, uint64 count
+#define TXG_EXECUTOR_RUN_PASS queryDesc, direction, count
+#else
+#define TXG_EXECUTOR_RUN_ARGS \
+	QueryDesc *queryDesc, ScanDirection direction, uint64 count, \
+	bool execute_once
+#define TXG_EXECUTOR_RUN_PASS queryDesc, direction, count, execute_once
+#endif
+
+/* post_parse_analyze_hook gained the JumbleState argument in 14 */
+#if PG_VERSION_NUM >= 140000
+#define TXG_POST_PARSE_ANALYZE_ARGS \
+	ParseState *pstate, Query *query, JumbleState *jstate
+#define TXG_POST_PARSE_ANALYZE_PASS pstate, query, jstate
+#else
+#define TXG_POST_PARSE_ANALYZE_ARGS ParseState *pstate, Query *query
+#define TXG_POST_PARSE_ANALYZE_PASS pstate, query
+#endif
+
+/* is this process a regular client backend (not a walsender)? */
+static inline bool
+txg_is_client_backend(void)
+{
+	return MyBackendType == B_BACKEND && !am_walsender;
+}
+
+#endif							/* TXGUARD_COMPAT_H */

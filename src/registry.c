@@ -1,0 +1,568 @@
+/*-------------------------------------------------------------------------
+ *
+ * registry.c
+ *		The registry of open transactions: one shared-memory slot per
+ *		backend, and the function behind the txguard.transactions view.
+ *
+ * Slots are indexed by the backend's position in ProcGlobal->allProcs, so a
+ * backend finds its own slot without a lookup.  Only the owning backend
+ * writes its slot, and it takes no lock to do so: like PgBackendStatus's
+ * st_changecount, every write is bracketed by two increments of the slot's
+ * changecount (odd while a write is in progress), with write barriers in
+ * between.  Readers copy the slot and retry until they saw the same even
+ * count before and after the copy.  Writes happen inside a critical
+ * section, so an error can never leave a slot half written.
+ *
+ * Statement texts live in a separate area, two buffers of
+ * txguard.track_statement_size bytes per slot (first and latest statement).
+ * When a transaction has run only one statement, the first buffer serves
+ * as the latest too, which saves a copy for every single-statement
+ * transaction.
+ *
+ * The slot of a backend that exits is cleared by its exit callback; after
+ * a crash the postmaster creates shared memory anew and every slot starts
+ * empty.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "pg_txguard.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "port/atomics.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/timestamp.h"
+
+#include "srf.h"
+
+typedef struct TxgSlot
+{
+	uint32		changecount;	/* odd while the owner writes */
+	int			pid;			/* 0 when no backend owns the slot */
+	Oid			dbid;
+	Oid			userid;			/* session user, as in pg_stat_activity */
+	bool		in_xact;		/* the fields below are valid */
+	TxgState	state;
+	TimestampTz xact_start;
+	TimestampTz state_since;
+	int64		statements;
+	int			first_len;
+	int			last_len;
+	char	   *first;			/* track_statement_size bytes each */
+	char	   *last;
+} TxgSlot;
+
+typedef struct TxgRegistry
+{
+	int			nslots;
+	int			text_size;		/* txguard.track_statement_size at start */
+	TxgSlot		slots[FLEXIBLE_ARRAY_MEMBER];
+} TxgRegistry;
+
+static TxgRegistry *registry = NULL;
+
+/* this backend's slot, once attached */
+static TxgSlot *MySlot = NULL;
+
+/* local transaction id of the transaction MySlot describes */
+static LocalTransactionId my_lxid = InvalidLocalTransactionId;
+
+static inline void
+slot_begin_write(TxgSlot *slot)
+{
+	START_CRIT_SECTION();
+	slot->changecount++;
+	pg_write_barrier();
+}
+
+static inline void
+slot_end_write(TxgSlot *slot)
+{
+	pg_write_barrier();
+	slot->changecount++;
+	Assert((slot->changecount & 1) == 0);
+	END_CRIT_SECTION();
+}
+
+Size
+txg_registry_shmem_size(void)
+{
+	Size		size;
+	int			nslots = txg_max_backends();
+
+	size = add_size(offsetof(TxgRegistry, slots),
+					mul_size(nslots, sizeof(TxgSlot)));
+	size = add_size(size, mul_size(mul_size(nslots, 2),
+								   txg_track_statement_size));
+	return size;
+}
+
+/* called from shmem_startup_hook, under AddinShmemInitLock */
+void
+txg_registry_shmem_init(void)
+{
+	bool		found;
+
+	registry = ShmemInitStruct("pg_txguard registry",
+							   txg_registry_shmem_size(), &found);
+	if (!found)
+	{
+		int			nslots = txg_max_backends();
+		char	   *text;
+		int			i;
+
+		registry->nslots = nslots;
+		registry->text_size = txg_track_statement_size;
+		text = (char *) &registry->slots[nslots];
+		for (i = 0; i < nslots; i++)
+		{
+			TxgSlot    *slot = &registry->slots[i];
+
+			memset(slot, 0, sizeof(TxgSlot));
+			slot->first = text;
+			text += registry->text_size;
+			slot->last = text;
+			text += registry->text_size;
+		}
+	}
+}
+
+bool
+txg_registry_attached(void)
+{
+	return registry != NULL;
+}
+
+/*
+ * Take this backend's slot.  Called once per client backend, from the
+ * first hook that runs in it.
+ */
+void
+txg_registry_attach_backend(void)
+{
+	int			procno = MyProc - ProcGlobal->allProcs;
+	TxgSlot    *slot;
+
+	if (registry == NULL || procno < 0 || procno >= registry->nslots)
+		return;
+	slot = &registry->slots[procno];
+
+	slot_begin_write(slot);
+	slot->pid = MyProcPid;
+	slot->dbid = MyDatabaseId;
+	slot->userid = GetSessionUserId();
+	slot->in_xact = false;
+	slot->state = TXG_STATE_NONE;
+	slot->statements = 0;
+	slot->first_len = slot->last_len = 0;
+	slot_end_write(slot);
+
+	MySlot = slot;
+	my_lxid = InvalidLocalTransactionId;
+}
+
+/* release this backend's slot: called at backend exit */
+void
+txg_registry_detach_backend(void)
+{
+	TxgSlot    *slot = MySlot;
+
+	if (slot == NULL)
+		return;
+	slot_begin_write(slot);
+	slot->in_xact = false;
+	slot->state = TXG_STATE_NONE;
+	slot->pid = 0;
+	slot_end_write(slot);
+	MySlot = NULL;
+}
+
+bool
+txg_registry_in_xact(void)
+{
+	return MySlot != NULL && MySlot->in_xact;
+}
+
+/* number of bytes of text to keep: whole characters, at most text_size */
+static inline int
+clip_length(const char *text, int len)
+{
+	if (len > registry->text_size)
+		len = pg_mbcliplen(text, len, registry->text_size);
+	return len;
+}
+
+/* open a new transaction record; caller is inside slot_begin_write */
+static inline void
+slot_start_xact(TxgSlot *slot, LocalTransactionId lxid)
+{
+	slot->in_xact = true;
+	slot->xact_start = GetCurrentTransactionStartTimestamp();
+	slot->statements = 0;
+	slot->first_len = slot->last_len = 0;
+	my_lxid = lxid;
+}
+
+/* does the slot describe another transaction than the current one? */
+static inline bool
+slot_is_stale(TxgSlot *slot, LocalTransactionId lxid)
+{
+	/*
+	 * An aborted transaction block has no lxid any more (the abort cleared
+	 * it) but is still the same transaction until its ROLLBACK.
+	 */
+	return !slot->in_xact ||
+		(lxid != InvalidLocalTransactionId && lxid != my_lxid);
+}
+
+/*
+ * A top-level statement starts.  "counted" is false for the statements
+ * that open or close a transaction block (BEGIN, COMMIT, ...), which are
+ * neither counted nor kept as text.
+ */
+void
+txg_registry_statement(const char *text, int len, bool counted)
+{
+	TxgSlot    *slot = MySlot;
+	LocalTransactionId lxid = txg_proc_lxid(MyProc);
+	int			clipped;
+
+	if (slot == NULL)
+		return;
+	clipped = counted ? clip_length(text, len) : 0;
+
+	slot_begin_write(slot);
+	if (slot_is_stale(slot, lxid))
+		slot_start_xact(slot, lxid);
+	slot->state = TXG_STATE_ACTIVE;
+	slot->state_since = GetCurrentStatementStartTimestamp();
+	if (counted)
+	{
+		if (slot->statements++ == 0)
+		{
+			memcpy(slot->first, text, clipped);
+			slot->first_len = clipped;
+		}
+		else
+		{
+			memcpy(slot->last, text, clipped);
+			slot->last_len = clipped;
+		}
+	}
+	slot_end_write(slot);
+}
+
+/*
+ * A statement runs below a top-level statement (in a function or a
+ * procedure).  Such statements are not counted, but a procedure that
+ * commits or rolls back starts a new transaction under the running CALL:
+ * the registry then opens a record for it, with the CALL as its first
+ * statement.
+ */
+void
+txg_registry_continue(const char *text, int len)
+{
+	TxgSlot    *slot = MySlot;
+	LocalTransactionId lxid;
+	int			clipped;
+
+	if (slot == NULL)
+		return;
+	lxid = txg_proc_lxid(MyProc);
+	if (!slot_is_stale(slot, lxid) || !IsTransactionState())
+		return;
+
+	clipped = text ? clip_length(text, len) : 0;
+	slot_begin_write(slot);
+	slot_start_xact(slot, lxid);
+	slot->state = TXG_STATE_ACTIVE;
+	slot->state_since = slot->xact_start;
+	if (clipped > 0)
+	{
+		memcpy(slot->first, text, clipped);
+		slot->first_len = clipped;
+		slot->statements = 1;
+	}
+	slot_end_write(slot);
+}
+
+/* the backend waits for the client inside a transaction */
+void
+txg_registry_idle(bool aborted)
+{
+	TxgSlot    *slot = MySlot;
+	TimestampTz now;
+
+	if (slot == NULL)
+		return;
+	now = GetCurrentTimestamp();
+
+	slot_begin_write(slot);
+	if (!slot->in_xact)
+		slot_start_xact(slot, txg_proc_lxid(MyProc));
+	slot->state = aborted ? TXG_STATE_IDLE_ABORTED : TXG_STATE_IDLE;
+	slot->state_since = now;
+	slot_end_write(slot);
+}
+
+/* the transaction the slot describes has ended */
+void
+txg_registry_xact_end(void)
+{
+	TxgSlot    *slot = MySlot;
+
+	if (slot == NULL || !slot->in_xact)
+		return;
+	slot_begin_write(slot);
+	slot->in_xact = false;
+	slot->state = TXG_STATE_NONE;
+	slot_end_write(slot);
+	my_lxid = InvalidLocalTransactionId;
+}
+
+/* ----------------------------------------------------------------
+ * Reading
+ * ----------------------------------------------------------------
+ */
+
+/* a consistent copy of a slot, with its texts */
+typedef struct SlotCopy
+{
+	TxgSlot		slot;
+	char	   *first;
+	char	   *last;
+} SlotCopy;
+
+/*
+ * Copy slot i into *copy (texts into the buffers copy->first/last, which
+ * must hold text_size bytes).  Returns false when the slot holds no open
+ * transaction.
+ */
+static bool
+read_slot(int i, SlotCopy *copy)
+{
+	volatile TxgSlot *slot = &registry->slots[i];
+
+	for (;;)
+	{
+		uint32		before;
+		uint32		after;
+
+		before = slot->changecount;
+		pg_read_barrier();
+
+		memcpy(&copy->slot, (TxgSlot *) slot, sizeof(TxgSlot));
+		if (copy->slot.pid != 0 && copy->slot.in_xact)
+		{
+			copy->slot.first_len = Min(Max(copy->slot.first_len, 0),
+									   registry->text_size);
+			copy->slot.last_len = Min(Max(copy->slot.last_len, 0),
+									  registry->text_size);
+			memcpy(copy->first, slot->first, copy->slot.first_len);
+			memcpy(copy->last, slot->last, copy->slot.last_len);
+		}
+
+		pg_read_barrier();
+		after = slot->changecount;
+		if (before == after && (before & 1) == 0)
+			break;
+		CHECK_FOR_INTERRUPTS();
+	}
+	return copy->slot.pid != 0 && copy->slot.in_xact;
+}
+
+static const char *
+state_name(TxgState state)
+{
+	switch (state)
+	{
+		case TXG_STATE_ACTIVE:
+			return "active";
+		case TXG_STATE_IDLE:
+			return "idle in transaction";
+		case TXG_STATE_IDLE_ABORTED:
+			return "idle in transaction (aborted)";
+		case TXG_STATE_NONE:
+			break;
+	}
+	return NULL;
+}
+
+/* one session waiting for a heavyweight lock, and who it waits for */
+typedef struct LockWaiter
+{
+	int			pid;
+	int			nblockers;
+	int		   *blockers;
+} LockWaiter;
+
+/*
+ * Find the backends that wait for a heavyweight lock (their wait event
+ * says so; reading it takes no lock) and ask pg_blocking_pids() whom each
+ * waits for.  With nobody waiting, the lock manager is not touched.
+ */
+static LockWaiter *
+collect_lock_waiters(int *nwaiters)
+{
+	LockWaiter *waiters = NULL;
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < registry->nslots; i++)
+	{
+		volatile PGPROC *proc = &ProcGlobal->allProcs[i];
+		uint32		wait = proc->wait_event_info;
+		int			pid = proc->pid;
+		ArrayType  *arr;
+		Datum	   *elems;
+		int			nelems;
+		int			j;
+
+		if (pid == 0 || (wait & 0xFF000000) != PG_WAIT_LOCK)
+			continue;
+
+		arr = DatumGetArrayTypeP(DirectFunctionCall1(pg_blocking_pids,
+													 Int32GetDatum(pid)));
+		deconstruct_array(arr, INT4OID, sizeof(int32), true, TYPALIGN_INT,
+						  &elems, NULL, &nelems);
+		if (nelems == 0)
+			continue;
+
+		if (waiters == NULL)
+			waiters = palloc(sizeof(LockWaiter) * registry->nslots);
+		waiters[n].pid = pid;
+		waiters[n].nblockers = nelems;
+		waiters[n].blockers = palloc(sizeof(int) * nelems);
+		for (j = 0; j < nelems; j++)
+			waiters[n].blockers[j] = DatumGetInt32(elems[j]);
+		n++;
+	}
+	*nwaiters = n;
+	return waiters;
+}
+
+/* the sorted array of waiters blocked by "pid" */
+static Datum
+blocked_by(int pid, LockWaiter *waiters, int nwaiters)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(nwaiters, 1));
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < nwaiters; i++)
+	{
+		int			j;
+
+		for (j = 0; j < waiters[i].nblockers; j++)
+		{
+			if (waiters[i].blockers[j] == pid)
+			{
+				elems[n++] = Int32GetDatum(waiters[i].pid);
+				break;
+			}
+		}
+	}
+	/* waiters were collected in proc order; present them by pid */
+	for (i = 1; i < n; i++)
+	{
+		Datum		d = elems[i];
+		int			j = i - 1;
+
+		while (j >= 0 && DatumGetInt32(elems[j]) > DatumGetInt32(d))
+		{
+			elems[j + 1] = elems[j];
+			j--;
+		}
+		elems[j + 1] = d;
+	}
+	return PointerGetDatum(construct_array(elems, n, INT4OID, sizeof(int32),
+										   true, TYPALIGN_INT));
+}
+
+/* may the current user see the statements of sessions of "userid"? */
+static bool
+can_see_statements(Oid userid)
+{
+	return has_privs_of_role(GetUserId(), userid) ||
+		has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
+}
+
+#define TRANSACTIONS_COLS 12
+
+PG_FUNCTION_INFO_V1(txguard_transactions);
+
+/*
+ * txguard._transactions(): one row per backend inside a transaction.  The
+ * txguard.transactions view adds database, role and client columns.
+ */
+Datum
+txguard_transactions(PG_FUNCTION_ARGS)
+{
+	TxgSrf		srf;
+	SlotCopy	copy;
+	LockWaiter *waiters;
+	int			nwaiters;
+	TimestampTz now;
+	int			i;
+
+	txg_check_loaded();
+	txg_srf_begin(fcinfo, &srf);
+
+	copy.first = palloc(registry->text_size);
+	copy.last = palloc(registry->text_size);
+	waiters = collect_lock_waiters(&nwaiters);
+	now = GetCurrentTimestamp();
+
+	for (i = 0; i < registry->nslots; i++)
+	{
+		Datum		values[TRANSACTIONS_COLS];
+		bool		nulls[TRANSACTIONS_COLS];
+		TxgSlot    *s = &copy.slot;
+		bool		visible;
+
+		if (!read_slot(i, &copy))
+			continue;
+
+		memset(nulls, 0, sizeof(nulls));
+		visible = can_see_statements(s->userid);
+
+		values[0] = Int32GetDatum(s->pid);
+		values[1] = ObjectIdGetDatum(s->dbid);
+		values[2] = ObjectIdGetDatum(s->userid);
+		values[3] = TimestampTzGetDatum(s->xact_start);
+		values[4] = DirectFunctionCall2(timestamp_mi,
+										TimestampTzGetDatum(Max(now, s->xact_start)),
+										TimestampTzGetDatum(s->xact_start));
+		values[5] = CStringGetTextDatum(state_name(s->state));
+		values[6] = TimestampTzGetDatum(s->state_since);
+		values[7] = Int64GetDatum(s->statements);
+		if (visible && s->statements > 0)
+		{
+			values[8] = PointerGetDatum(cstring_to_text_with_len(copy.first,
+																 s->first_len));
+			if (s->statements > 1)
+				values[9] = PointerGetDatum(cstring_to_text_with_len(copy.last,
+																	 s->last_len));
+			else
+				values[9] = values[8];
+		}
+		else
+			nulls[8] = nulls[9] = true;
+		values[10] = BoolGetDatum(TransactionIdIsValid(txg_proc_xid(&ProcGlobal->allProcs[i])));
+		values[11] = blocked_by(s->pid, waiters, nwaiters);
+
+		tuplestore_putvalues(srf.tupstore, srf.tupdesc, values, nulls);
+	}
+
+	return (Datum) 0;
+}
