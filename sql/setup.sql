@@ -13,8 +13,5 @@ SELECT 'pg_txguard' = ANY (string_to_array(current_setting('shared_preload_libra
 SELECT name, setting, unit, context, vartype
   FROM pg_settings WHERE name LIKE 'txguard.%' ORDER BY name;
 
--- the txguard prefix is reserved: a misspelt setting is an error
-SET txguard.no_such_setting = 1;
-
 -- the schema cannot be moved
 ALTER EXTENSION pg_txguard SET SCHEMA public;

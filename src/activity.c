@@ -20,6 +20,11 @@
  *	  stays in the registry as "idle in transaction (aborted)" until the
  *	  client ends it.
  *
+ * The nesting level is restored with PG_CATCH and PG_RE_THROW rather than
+ * PG_FINALLY: PG_FINALLY's _do_rethrow flag draws a (false) -Wclobbered
+ * warning from gcc at -Os, the optimisation some PostgreSQL builds use,
+ * and -Werror would turn it into a build failure.
+ *
  * Only regular client backends are tracked.  Set-up happens once per
  * backend, lazily, at its first statement.  Nothing here takes a lock or
  * allocates memory that outlives the statement.
@@ -199,11 +204,13 @@ txg_ExecutorRun(TXG_EXECUTOR_RUN_ARGS)
 		else
 			standard_ExecutorRun(TXG_EXECUTOR_RUN_PASS);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		nesting_level--;
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	nesting_level--;
 }
 
 static void
@@ -217,11 +224,13 @@ txg_ExecutorFinish(QueryDesc *queryDesc)
 		else
 			standard_ExecutorFinish(queryDesc);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		nesting_level--;
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	nesting_level--;
 }
 
 static void
@@ -251,11 +260,13 @@ txg_ProcessUtility(TXG_PROCESS_UTILITY_ARGS)
 		else
 			standard_ProcessUtility(TXG_PROCESS_UTILITY_PASS);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		nesting_level--;
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	nesting_level--;
 }
 
 static void

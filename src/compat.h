@@ -8,6 +8,19 @@
  * or a #define shim, so that the rest of the code reads as if written for
  * one major.  The notes name the release that changed each interface.
  *
+ * Checked against the 13, 15, 17 and 18 headers (scripts/pgmatrix builds
+ * and tests every one); 14 and 16 sit between those and take the branch
+ * their version number selects.  Interfaces that need no shim from 13 to
+ * 18: RegisterTimeout, enable_timeout_at/after, disable_timeout,
+ * get_timeout_active, get_timeout_finish_time; emit_log_hook; WaitLatch
+ * and WL_EXIT_ON_PM_DEATH; RegisterBackgroundWorker with bgw_type,
+ * BackgroundWorkerUnblockSignals, BackgroundWorkerInitializeConnection;
+ * SignalHandlerForConfigReload, ConfigReloadPending and
+ * SignalHandlerForShutdownRequest (postmaster/interrupt.h);
+ * RequestNamedLWLockTranche (call it from txg_shmem_request, which runs in
+ * the right place on every major); TimestampDifferenceMilliseconds;
+ * GetPGProcByNumber; PqCommMethods->putmessage.
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef TXGUARD_COMPAT_H
@@ -18,12 +31,14 @@
 #include "catalog/pg_authid.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "postmaster/autovacuum.h"
 #include "postmaster/bgworker_internals.h"
 #include "replication/walsender.h"
 #include "storage/proc.h"
 #include "tcop/utility.h"
 #include "utils/guc.h"
+#include "utils/timeout.h"
 
 /* PG_MODULE_MAGIC_EXT (18) names the module and its version */
 #ifdef PG_MODULE_MAGIC_EXT
@@ -61,6 +76,26 @@ txg_max_backends(void)
 #else
 	return MaxConnections + autovacuum_max_workers + 1 +
 		max_worker_processes + max_wal_senders;
+#endif
+}
+
+/*
+ * ProcNumber (17) is a PGPROC's index in ProcGlobal->allProcs, the value
+ * older majors keep in PGPROC.pgprocno; MyProcNumber replaced
+ * MyProc->pgprocno, and INVALID_PROC_NUMBER is -1.
+ */
+#if PG_VERSION_NUM < 170000
+typedef int ProcNumber;
+#define INVALID_PROC_NUMBER (-1)
+#endif
+
+static inline ProcNumber
+txg_my_proc_number(void)
+{
+#if PG_VERSION_NUM >= 170000
+	return MyProcNumber;
+#else
+	return MyProc != NULL ? MyProc->pgprocno : INVALID_PROC_NUMBER;
 #endif
 }
 
@@ -127,6 +162,80 @@ txg_proc_xid(PGPROC *proc)
 #define TXG_POST_PARSE_ANALYZE_ARGS ParseState *pstate, Query *query
 #define TXG_POST_PARSE_ANALYZE_PASS pstate, query
 #endif
+
+/*
+ * Core transaction_timeout (17).  pg_txguard's own transaction timeout
+ * coexists with it: whichever deadline comes first wins.  This returns the
+ * core deadline of the current transaction when one is armed.
+ */
+#if PG_VERSION_NUM >= 170000
+#define TXG_HAVE_CORE_TRANSACTION_TIMEOUT 1
+#endif
+
+static inline int
+txg_core_transaction_timeout(void)
+{
+#if PG_VERSION_NUM >= 170000
+	return TransactionTimeout;
+#else
+	return 0;
+#endif
+}
+
+static inline bool
+txg_core_transaction_deadline(TimestampTz *deadline)
+{
+#if PG_VERSION_NUM >= 170000
+	if (TransactionTimeout > 0 && get_timeout_active(TRANSACTION_TIMEOUT))
+	{
+		*deadline = get_timeout_finish_time(TRANSACTION_TIMEOUT);
+		return true;
+	}
+#endif
+	return false;
+}
+
+/*
+ * Wait event for WaitLatch and friends.  From 17, an extension names its
+ * own wait events (shown in pg_stat_activity.wait_event); older majors
+ * show every extension wait as "Extension".  Call it in the process that
+ * waits, after shared memory is attached (not from _PG_init), and keep the
+ * result: each call with a new name uses a slot of a shared table.
+ */
+static inline uint32
+txg_wait_event(const char *name)
+{
+#if PG_VERSION_NUM >= 170000
+	return WaitEventExtensionNew(name);
+#else
+	return PG_WAIT_EXTENSION;
+#endif
+}
+
+/* query id of the running statement (14; uint64 until 17, int64 from 18) */
+static inline int64
+txg_my_query_id(void)
+{
+#if PG_VERSION_NUM >= 140000
+	return (int64) pgstat_get_my_query_id();
+#else
+	return 0;
+#endif
+}
+
+/*
+ * Entry idx (1-based) of the local snapshot of backend statuses:
+ * pgstat_fetch_stat_local_beentry() was renamed in 16.
+ */
+static inline LocalPgBackendStatus *
+txg_local_beentry(int idx)
+{
+#if PG_VERSION_NUM >= 160000
+	return pgstat_get_local_beentry_by_index(idx);
+#else
+	return pgstat_fetch_stat_local_beentry(idx);
+#endif
+}
 
 /* is this process a regular client backend (not a walsender)? */
 static inline bool

@@ -4,12 +4,12 @@
  *		The registry of open transactions: one shared-memory slot per
  *		backend, and the function behind the txguard.transactions view.
  *
- * Slots are indexed by the backend's position in ProcGlobal->allProcs, so a
- * backend finds its own slot without a lookup.  Only the owning backend
- * writes its slot, and it takes no lock to do so: like PgBackendStatus's
- * st_changecount, every write is bracketed by two increments of the slot's
- * changecount (odd while a write is in progress), with write barriers in
- * between.  Readers copy the slot and retry until they saw the same even
+ * Slots are indexed by the backend's position in ProcGlobal->allProcs (its
+ * ProcNumber), so a backend finds its own slot without a lookup.  Only the
+ * owning backend writes its slot, and it takes no lock to do so: like
+ * PgBackendStatus's st_changecount, every write is bracketed by two
+ * increments of the slot's changecount (odd while a write is in progress),
+ * with write barriers in between.  Readers copy the slot and retry until they saw the same even
  * count before and after the copy.  Writes happen inside a critical
  * section, so an error can never leave a slot half written.
  *
@@ -150,7 +150,7 @@ txg_registry_attached(void)
 void
 txg_registry_attach_backend(void)
 {
-	int			procno = MyProc - ProcGlobal->allProcs;
+	ProcNumber	procno = txg_my_proc_number();
 	TxgSlot    *slot;
 
 	if (registry == NULL || procno < 0 || procno >= registry->nslots)
