@@ -13,7 +13,9 @@ OBJS = \
 	src/shmem.o \
 	src/registry.o \
 	src/activity.o \
-	src/srf.o
+	src/srf.o \
+	src/events.o \
+	src/timeout.o
 
 EXTENSION = pg_txguard
 DATA = pg_txguard--0.1.sql
@@ -22,7 +24,7 @@ PGFILEDESC = "pg_txguard - see, bound and prevent broken transactions"
 PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 
-REGRESS = setup guc_prefix registry registry_privacy
+REGRESS = setup guc_prefix registry registry_privacy timeout
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=$(CURDIR)/tmp_check_regress --load-extension=pg_txguard
 

@@ -19,7 +19,8 @@ CREATE FUNCTION txguard._transactions(
     OUT first_statement text,
     OUT last_statement text,
     OUT wrote bool,
-    OUT blocking int4[])
+    OUT blocking int4[],
+    OUT deadline timestamptz)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'txguard_transactions'
 LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
@@ -41,7 +42,8 @@ SELECT t.pid,
        t.first_statement,
        t.last_statement,
        t.wrote,
-       t.blocking
+       t.blocking,
+       t.deadline
   FROM txguard._transactions() t
   LEFT JOIN pg_catalog.pg_database d ON d.oid = t.dbid
   LEFT JOIN pg_catalog.pg_roles r ON r.oid = t.userid
@@ -50,5 +52,56 @@ SELECT t.pid,
 COMMENT ON VIEW txguard.transactions IS
 'One row per client session currently inside a transaction';
 
+-- ------------------------------------------------------------------
+-- Recent events: enforcements and abandoned transactions
+-- ------------------------------------------------------------------
+
+CREATE FUNCTION txguard._events(
+    OUT event_time timestamptz,
+    OUT kind text,
+    OUT pid int4,
+    OUT dbid oid,
+    OUT userid oid,
+    OUT application_name text,
+    OUT client_addr text,
+    OUT xact_start timestamptz,
+    OUT duration interval,
+    OUT statements int8,
+    OUT first_statement text,
+    OUT last_statement text,
+    OUT blocking int4[])
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'txguard_events'
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION txguard._events() IS
+'Internal: the entries of txguard.events, without names';
+
+CREATE VIEW txguard.events AS
+SELECT e.event_time,
+       e.kind,
+       e.pid,
+       d.datname,
+       r.rolname AS usename,
+       e.application_name,
+       e.client_addr::inet AS client_addr,
+       e.xact_start,
+       e.duration,
+       e.statements,
+       e.first_statement,
+       e.last_statement,
+       e.blocking
+  FROM txguard._events() WITH ORDINALITY AS e(event_time, kind, pid, dbid, userid,
+                                              application_name, client_addr, xact_start,
+                                              duration, statements, first_statement,
+                                              last_statement, blocking, n)
+  LEFT JOIN pg_catalog.pg_database d ON d.oid = e.dbid
+  LEFT JOIN pg_catalog.pg_roles r ON r.oid = e.userid
+ ORDER BY e.n;
+
+COMMENT ON VIEW txguard.events IS
+'Recent events of pg_txguard, newest first';
+
 GRANT USAGE ON SCHEMA txguard TO PUBLIC;
 GRANT SELECT ON txguard.transactions TO PUBLIC;
+GRANT SELECT ON txguard.events TO PUBLIC;

@@ -38,6 +38,7 @@
 #include "executor/executor.h"
 #include "libpq/libpq.h"
 #include "nodes/parsenodes.h"
+#include "parser/analyze.h"
 #include "parser/scansup.h"
 #include "storage/ipc.h"
 #include "tcop/utility.h"
@@ -46,6 +47,7 @@ static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ExecutorRun_hook_type prev_ExecutorRun = NULL;
 static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+static post_parse_analyze_hook_type prev_post_parse_analyze = NULL;
 
 /* the backend's own communication methods, and our copy that wraps them */
 static const PQcommMethods *prev_comm_methods = NULL;
@@ -67,6 +69,8 @@ static bool user_rollback = false;
 
 static void backend_exit(int code, Datum arg);
 static void xact_callback(XactEvent event, void *arg);
+static void subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+							 SubTransactionId parentSubid, void *arg);
 static int	txg_putmessage(char msgtype, const char *s, size_t len);
 
 /*
@@ -86,8 +90,10 @@ backend_setup(void)
 	}
 
 	txg_registry_attach_backend();
+	txg_timeout_backend_init();
 	before_shmem_exit(backend_exit, (Datum) 0);
 	RegisterXactCallback(xact_callback, NULL);
+	RegisterSubXactCallback(subxact_callback, NULL);
 
 	prev_comm_methods = PqCommMethods;
 	txg_comm_methods = *PqCommMethods;
@@ -113,6 +119,7 @@ backend_exit(int code, Datum arg)
 {
 	if (PqCommMethods == &txg_comm_methods)
 		PqCommMethods = prev_comm_methods;
+	txg_timeout_backend_exit();
 	txg_registry_detach_backend();
 	backend_ready = false;
 	backend_ignored = true;
@@ -147,7 +154,7 @@ is_block_boundary(Node *parsetree, bool *rollback)
  * A top-level statement starts.  "location" and "length" delimit it in a
  * query string that may hold several statements (length 0: to the end).
  */
-static void
+static bool
 top_statement(const char *source, int location, int length, bool counted)
 {
 	const char *text = source ? source : "";
@@ -168,24 +175,75 @@ top_statement(const char *source, int location, int length, bool counted)
 
 	top_text = text;
 	top_len = len;
-	txg_registry_statement(text, len, counted);
+	return txg_registry_statement(text, len, counted);
+}
+
+/*
+ * A statement starts: keep the registry current, start guarding a new
+ * transaction, and let the timeout refuse work past the deadline.
+ * "parsetree" is the utility statement, NULL for a plannable one.
+ */
+static void
+statement_start(const char *source, int location, int length,
+				Node *parsetree)
+{
+	bool		new_xact;
+
+	if (nesting_level == 0)
+	{
+		bool		rollback;
+		bool		boundary = is_block_boundary(parsetree, &rollback);
+
+		user_rollback = rollback;
+		new_xact = top_statement(source, location, length, !boundary);
+	}
+	else
+		new_xact = txg_registry_continue(top_text, top_len);
+
+	if (new_xact)
+		txg_timeout_xact_start();
+	txg_timeout_statement(parsetree, nesting_level == 0);
+}
+
+/* the transaction the registry describes is over */
+static void
+end_of_xact(bool in_procedure)
+{
+	txg_timeout_xact_end(in_procedure);
+	txg_registry_xact_end();
+}
+
+/* COMMIT (or END) of a transaction past its deadline rolls back */
+static bool
+is_commit(Node *parsetree)
+{
+	return parsetree != NULL && IsA(parsetree, TransactionStmt) &&
+		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT;
+}
+
+static PlannedStmt *
+rollback_instead(PlannedStmt *pstmt)
+{
+	PlannedStmt *copy = makeNode(PlannedStmt);
+	TransactionStmt *rollback = makeNode(TransactionStmt);
+
+	rollback->kind = TRANS_STMT_ROLLBACK;
+	rollback->chain = ((TransactionStmt *) pstmt->utilityStmt)->chain;
+	copy->commandType = CMD_UTILITY;
+	copy->canSetTag = pstmt->canSetTag;
+	copy->utilityStmt = (Node *) rollback;
+	copy->stmt_location = pstmt->stmt_location;
+	copy->stmt_len = pstmt->stmt_len;
+	return copy;
 }
 
 static void
 txg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
 	if (track_this_backend())
-	{
-		if (nesting_level == 0)
-		{
-			user_rollback = false;
-			top_statement(queryDesc->sourceText,
-						  queryDesc->plannedstmt->stmt_location,
-						  queryDesc->plannedstmt->stmt_len, true);
-		}
-		else
-			txg_registry_continue(top_text, top_len);
-	}
+		statement_start(queryDesc->sourceText,
+						queryDesc->plannedstmt->stmt_location,
+						queryDesc->plannedstmt->stmt_len, NULL);
 
 	if (prev_ExecutorStart)
 		prev_ExecutorStart(queryDesc, eflags);
@@ -233,25 +291,10 @@ txg_ExecutorFinish(QueryDesc *queryDesc)
 	nesting_level--;
 }
 
+/* run the utility statement one nesting level down */
 static void
-txg_ProcessUtility(TXG_PROCESS_UTILITY_ARGS)
+nested_process_utility(TXG_PROCESS_UTILITY_ARGS)
 {
-	if (track_this_backend())
-	{
-		if (nesting_level == 0)
-		{
-			bool		rollback;
-			bool		boundary = is_block_boundary(pstmt->utilityStmt,
-													 &rollback);
-
-			user_rollback = rollback;
-			top_statement(queryString, pstmt->stmt_location,
-						  pstmt->stmt_len, !boundary);
-		}
-		else
-			txg_registry_continue(top_text, top_len);
-	}
-
 	nesting_level++;
 	PG_TRY();
 	{
@@ -270,26 +313,77 @@ txg_ProcessUtility(TXG_PROCESS_UTILITY_ARGS)
 }
 
 static void
+txg_ProcessUtility(TXG_PROCESS_UTILITY_ARGS)
+{
+	bool		rolled_back = false;
+
+	if (track_this_backend())
+	{
+		statement_start(queryString, pstmt->stmt_location, pstmt->stmt_len,
+						pstmt->utilityStmt);
+		if (nesting_level == 0 && is_commit(pstmt->utilityStmt) &&
+			txg_timeout_expired())
+		{
+			pstmt = rollback_instead(pstmt);
+			user_rollback = true;
+			rolled_back = true;
+		}
+	}
+
+	nested_process_utility(TXG_PROCESS_UTILITY_PASS);
+
+	/* as for COMMIT of an aborted transaction block */
+	if (rolled_back && qc != NULL)
+		SetQueryCompletion(qc, CMDTAG_ROLLBACK, 0);
+}
+
+static void
+txg_post_parse_analyze(TXG_POST_PARSE_ANALYZE_ARGS)
+{
+	/* a statement arrived: the backend no longer waits for its client */
+	txg_timeout_busy();
+	if (prev_post_parse_analyze)
+		prev_post_parse_analyze(TXG_POST_PARSE_ANALYZE_PASS);
+}
+
+static void
 xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			txg_timeout_pre_commit();
+			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PREPARE:
-			txg_registry_xact_end();
+			end_of_xact(nesting_level > 0);
 			break;
 		case XACT_EVENT_ABORT:
+
 			/*
-			 * A rollback the client asked for ends the transaction.  One
-			 * caused by an error leaves an aborted transaction block behind
-			 * (or, outside a block, ends at ReadyForQuery).
+			 * A rollback the client asked for ends the transaction, and so
+			 * does a ROLLBACK inside a procedure (the only top-level abort
+			 * below the top level: errors unwind to it first).  One caused
+			 * by an error leaves an aborted transaction block behind (or,
+			 * outside a block, ends at ReadyForQuery).
 			 */
-			if (user_rollback)
-				txg_registry_xact_end();
+			if (user_rollback || nesting_level > 0)
+				end_of_xact(nesting_level > 0);
+			else
+				txg_timeout_flush();
 			break;
 		default:
 			break;
 	}
+}
+
+static void
+subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+				 SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		txg_timeout_subxact_abort(nesting_level > 0);
 }
 
 /* the backend tells the client it is ready for a new query */
@@ -310,9 +404,10 @@ ready_for_query(char status)
 			txg_registry_idle(true);
 			break;
 		default:
-			txg_registry_xact_end();
+			end_of_xact(false);
 			break;
 	}
+	txg_timeout_idle(status);
 }
 
 static int
@@ -334,4 +429,6 @@ txg_activity_init(void)
 	ExecutorFinish_hook = txg_ExecutorFinish;
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = txg_ProcessUtility;
+	prev_post_parse_analyze = post_parse_analyze_hook;
+	post_parse_analyze_hook = txg_post_parse_analyze;
 }

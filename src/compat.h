@@ -237,6 +237,11 @@ txg_local_beentry(int idx)
 #endif
 }
 
+/* SQLSTATE 25P04 got its name in 17, with core's transaction_timeout */
+#ifndef ERRCODE_TRANSACTION_TIMEOUT
+#define ERRCODE_TRANSACTION_TIMEOUT MAKE_SQLSTATE('2','5','P','0','4')
+#endif
+
 /* is this process a regular client backend (not a walsender)? */
 static inline bool
 txg_is_client_backend(void)

@@ -17,6 +17,13 @@
 /* bytes of statement text kept per slot (first and latest statement) */
 int			txg_track_statement_size = 1024;
 
+/* the transaction timeout (ms, 0 = off) and the cap users cannot lift */
+int			txg_transaction_timeout = 0;
+int			txg_max_transaction_timeout = 0;
+
+/* entries of the txguard.events ring */
+int			txg_max_events = 1000;
+
 void
 txg_define_gucs(void)
 {
@@ -29,6 +36,45 @@ txg_define_gucs(void)
 							1024 * 1024,
 							PGC_POSTMASTER,
 							GUC_UNIT_BYTE,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("txguard.transaction_timeout",
+							"Sets the longest time a transaction may stay open, counted from its start.",
+							"A running statement is canceled, a session idle in the transaction is terminated. Zero turns this off.",
+							&txg_transaction_timeout,
+							0,
+							0,
+							INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL,
+							txg_assign_transaction_timeout,
+							NULL);
+
+	DefineCustomIntVariable("txguard.max_transaction_timeout",
+							"Sets a limit on transaction duration that sessions cannot raise or turn off.",
+							"The effective limit is the smaller non-zero value of this and txguard.transaction_timeout. Zero means no cap.",
+							&txg_max_transaction_timeout,
+							0,
+							0,
+							INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL,
+							txg_assign_max_transaction_timeout,
+							NULL);
+
+	DefineCustomIntVariable("txguard.max_events",
+							"Sets the number of recent events kept in txguard.events.",
+							NULL,
+							&txg_max_events,
+							1000,
+							10,
+							1000000,
+							PGC_POSTMASTER,
+							0,
 							NULL,
 							NULL,
 							NULL);

@@ -36,4 +36,5 @@ _PG_init(void)
 	txg_define_gucs();
 	txg_shmem_init_hooks();
 	txg_activity_init();
+	txg_timeout_init();
 }

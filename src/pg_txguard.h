@@ -14,9 +14,13 @@
 #include "compat.h"
 
 #include "datatype/timestamp.h"
+#include "nodes/nodes.h"
 
 /* guc.c */
 extern int	txg_track_statement_size;
+extern int	txg_transaction_timeout;
+extern int	txg_max_transaction_timeout;
+extern int	txg_max_events;
 extern void txg_define_gucs(void);
 
 /* shmem.c */
@@ -38,10 +42,66 @@ extern bool txg_registry_attached(void);
 extern void txg_registry_attach_backend(void);
 extern void txg_registry_detach_backend(void);
 extern bool txg_registry_in_xact(void);
-extern void txg_registry_statement(const char *text, int len, bool counted);
-extern void txg_registry_continue(const char *text, int len);
+extern bool txg_registry_statement(const char *text, int len, bool counted);
+extern bool txg_registry_continue(const char *text, int len);
 extern void txg_registry_idle(bool aborted);
 extern void txg_registry_xact_end(void);
+extern void txg_registry_set_deadline(TimestampTz deadline);
+extern TimestampTz txg_registry_xact_start(void);
+extern int	txg_blocked_by(int pid, int *pids, int max);
+
+/* what the registry knows of this backend's transaction, for reports */
+typedef struct TxgXactInfo
+{
+	TimestampTz xact_start;
+	int64		statements;
+	const char *first;
+	int			first_len;
+	const char *last;
+	int			last_len;
+} TxgXactInfo;
+
+extern bool txg_registry_self(TxgXactInfo *info);
+
+/* events.c: ring buffer of recent events, and the log line of each */
+typedef enum TxgEventKind
+{
+	TXG_EVENT_TIMEOUT_CANCEL,
+	TXG_EVENT_TIMEOUT_TERMINATE
+} TxgEventKind;
+
+#define TXG_EVENT_MAX_BLOCKING 32
+
+typedef struct TxgEventData
+{
+	TxgEventKind kind;
+	TimestampTz event_time;
+	int			limit_ms;		/* the limit enforced, or 0 */
+	const char *limit_name;		/* the setting that set it, or NULL */
+	int			nblocking;
+	int			blocking[TXG_EVENT_MAX_BLOCKING];
+} TxgEventData;
+
+extern Size txg_events_shmem_size(void);
+extern void txg_events_shmem_request(void);
+extern void txg_events_shmem_init(void);
+extern void txg_event_report(TxgEventData *event);
+
+/* timeout.c: the server-side transaction timeout */
+extern void txg_timeout_backend_init(void);
+extern void txg_timeout_xact_start(void);
+extern void txg_timeout_statement(Node *parsetree, bool top_level);
+extern void txg_timeout_busy(void);
+extern void txg_timeout_idle(char status);
+extern void txg_timeout_xact_end(bool in_procedure);
+extern void txg_timeout_subxact_abort(bool in_function);
+extern bool txg_timeout_expired(void);
+extern void txg_timeout_pre_commit(void);
+extern void txg_timeout_flush(void);
+extern void txg_timeout_backend_exit(void);
+extern void txg_assign_transaction_timeout(int newval, void *extra);
+extern void txg_assign_max_transaction_timeout(int newval, void *extra);
+extern void txg_timeout_init(void);
 
 /* activity.c: follows the backend through statements and transactions */
 extern void txg_activity_init(void);

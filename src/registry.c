@@ -55,6 +55,7 @@ typedef struct TxgSlot
 	TxgState	state;
 	TimestampTz xact_start;
 	TimestampTz state_since;
+	TimestampTz deadline;		/* 0 when no timeout applies */
 	int64		statements;
 	int			first_len;
 	int			last_len;
@@ -208,6 +209,7 @@ slot_start_xact(TxgSlot *slot, LocalTransactionId lxid)
 {
 	slot->in_xact = true;
 	slot->xact_start = GetCurrentTransactionStartTimestamp();
+	slot->deadline = 0;
 	slot->statements = 0;
 	slot->first_len = slot->last_len = 0;
 	my_lxid = lxid;
@@ -230,19 +232,21 @@ slot_is_stale(TxgSlot *slot, LocalTransactionId lxid)
  * that open or close a transaction block (BEGIN, COMMIT, ...), which are
  * neither counted nor kept as text.
  */
-void
+bool
 txg_registry_statement(const char *text, int len, bool counted)
 {
 	TxgSlot    *slot = MySlot;
 	LocalTransactionId lxid = txg_proc_lxid(MyProc);
 	int			clipped;
+	bool		new_xact;
 
 	if (slot == NULL)
-		return;
+		return false;
 	clipped = counted ? clip_length(text, len) : 0;
+	new_xact = slot_is_stale(slot, lxid);
 
 	slot_begin_write(slot);
-	if (slot_is_stale(slot, lxid))
+	if (new_xact)
 		slot_start_xact(slot, lxid);
 	slot->state = TXG_STATE_ACTIVE;
 	slot->state_since = GetCurrentStatementStartTimestamp();
@@ -260,6 +264,7 @@ txg_registry_statement(const char *text, int len, bool counted)
 		}
 	}
 	slot_end_write(slot);
+	return new_xact;
 }
 
 /*
@@ -269,7 +274,7 @@ txg_registry_statement(const char *text, int len, bool counted)
  * the registry then opens a record for it, with the CALL as its first
  * statement.
  */
-void
+bool
 txg_registry_continue(const char *text, int len)
 {
 	TxgSlot    *slot = MySlot;
@@ -277,10 +282,10 @@ txg_registry_continue(const char *text, int len)
 	int			clipped;
 
 	if (slot == NULL)
-		return;
+		return false;
 	lxid = txg_proc_lxid(MyProc);
 	if (!slot_is_stale(slot, lxid) || !IsTransactionState())
-		return;
+		return false;
 
 	clipped = text ? clip_length(text, len) : 0;
 	slot_begin_write(slot);
@@ -294,6 +299,7 @@ txg_registry_continue(const char *text, int len)
 		slot->statements = 1;
 	}
 	slot_end_write(slot);
+	return true;
 }
 
 /* the backend waits for the client inside a transaction */
@@ -328,6 +334,52 @@ txg_registry_xact_end(void)
 	slot->state = TXG_STATE_NONE;
 	slot_end_write(slot);
 	my_lxid = InvalidLocalTransactionId;
+}
+
+/* the deadline of the transaction the slot describes (0: none) */
+void
+txg_registry_set_deadline(TimestampTz deadline)
+{
+	TxgSlot    *slot = MySlot;
+
+	if (slot == NULL || !slot->in_xact || slot->deadline == deadline)
+		return;
+	slot_begin_write(slot);
+	slot->deadline = deadline;
+	slot_end_write(slot);
+}
+
+TimestampTz
+txg_registry_xact_start(void)
+{
+	if (MySlot == NULL || !MySlot->in_xact)
+		return 0;
+	return MySlot->xact_start;
+}
+
+/*
+ * This backend's transaction as the registry knows it.  The texts point
+ * into the backend's own slot, which only this backend writes: they stay
+ * valid until its next statement.
+ */
+bool
+txg_registry_self(TxgXactInfo *info)
+{
+	TxgSlot    *slot = MySlot;
+
+	memset(info, 0, sizeof(TxgXactInfo));
+	if (slot == NULL || !slot->in_xact)
+		return false;
+	info->xact_start = slot->xact_start;
+	info->statements = slot->statements;
+	if (slot->statements > 0)
+	{
+		info->first = slot->first;
+		info->first_len = slot->first_len;
+		info->last = slot->statements > 1 ? slot->last : slot->first;
+		info->last_len = slot->statements > 1 ? slot->last_len : slot->first_len;
+	}
+	return true;
 }
 
 /* ----------------------------------------------------------------
@@ -489,6 +541,31 @@ blocked_by(int pid, LockWaiter *waiters, int nwaiters)
 										   true, TYPALIGN_INT));
 }
 
+/*
+ * Fill "pids" with up to "max" pids of sessions waiting for a lock "pid"
+ * holds, sorted; returns how many there are in all.
+ */
+int
+txg_blocked_by(int pid, int *pids, int max)
+{
+	LockWaiter *waiters;
+	int			nwaiters;
+	ArrayType  *arr;
+	Datum	   *elems;
+	int			n;
+	int			i;
+
+	if (registry == NULL)
+		return 0;
+	waiters = collect_lock_waiters(&nwaiters);
+	arr = DatumGetArrayTypeP(blocked_by(pid, waiters, nwaiters));
+	deconstruct_array(arr, INT4OID, sizeof(int32), true, TYPALIGN_INT,
+					  &elems, NULL, &n);
+	for (i = 0; i < n && i < max; i++)
+		pids[i] = DatumGetInt32(elems[i]);
+	return n;
+}
+
 /* may the current user see the statements of sessions of "userid"? */
 static bool
 can_see_statements(Oid userid)
@@ -497,7 +574,7 @@ can_see_statements(Oid userid)
 		has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
 }
 
-#define TRANSACTIONS_COLS 12
+#define TRANSACTIONS_COLS 13
 
 PG_FUNCTION_INFO_V1(txguard_transactions);
 
@@ -560,6 +637,10 @@ txguard_transactions(PG_FUNCTION_ARGS)
 			nulls[8] = nulls[9] = true;
 		values[10] = BoolGetDatum(TransactionIdIsValid(txg_proc_xid(&ProcGlobal->allProcs[i])));
 		values[11] = blocked_by(s->pid, waiters, nwaiters);
+		if (s->deadline != 0)
+			values[12] = TimestampTzGetDatum(s->deadline);
+		else
+			nulls[12] = true;
 
 		tuplestore_putvalues(srf.tupstore, srf.tupdesc, values, nulls);
 	}

@@ -27,7 +27,7 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static Size
 txg_shmem_size(void)
 {
-	return txg_registry_shmem_size();
+	return add_size(txg_registry_shmem_size(), txg_events_shmem_size());
 }
 
 static void
@@ -38,6 +38,7 @@ txg_shmem_request(void)
 		prev_shmem_request_hook();
 #endif
 	RequestAddinShmemSpace(txg_shmem_size());
+	txg_events_shmem_request();
 }
 
 static void
@@ -48,6 +49,7 @@ txg_shmem_startup(void)
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	txg_registry_shmem_init();
+	txg_events_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
