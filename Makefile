@@ -28,7 +28,7 @@ REGRESS = setup guc_prefix registry registry_privacy timeout
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=$(CURDIR)/tmp_check_regress --load-extension=pg_txguard
 
-ISOLATION = registry_states
+ISOLATION = registry_states timeout_locks
 ISOLATION_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=$(CURDIR)/tmp_check_iso --load-extension=pg_txguard
 

@@ -15,7 +15,12 @@ GRANT SELECT, UPDATE ON tt TO regress_txg_app;
 SET txguard.transaction_timeout = '30s';
 SHOW txguard.transaction_timeout;
 SELECT setting, unit FROM pg_settings WHERE name = 'txguard.transaction_timeout';
-SET txguard.transaction_timeout = -1;
+DO $$ BEGIN
+    SET txguard.transaction_timeout = -1;
+EXCEPTION WHEN invalid_parameter_value THEN
+    RAISE NOTICE 'negative value rejected: %', SQLSTATE;
+END $$;
+SET txguard.transaction_timeout = 'soon';
 RESET txguard.transaction_timeout;
 
 -- a running statement is canceled; the session survives
@@ -104,6 +109,9 @@ SHOW txguard.max_transaction_timeout;
 SET txguard.transaction_timeout = '1h';
 SELECT pg_sleep(2);
 \echo :LAST_ERROR_SQLSTATE
+-- events: a role sees the statements of its own sessions only
+SELECT kind, usename = current_user AS own, first_statement FROM txguard.events
+ ORDER BY event_time DESC LIMIT 2;
 \c - :superuser
 RESET txguard.max_transaction_timeout;
 

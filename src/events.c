@@ -272,8 +272,9 @@ txg_event_report(TxgEventData *event)
 	e->pid = MyProcPid;
 	e->dbid = MyDatabaseId;
 	e->userid = GetSessionUserId();
-	strlcpy(e->appname, application_name ? application_name : "", NAMEDATALEN);
-	strlcpy(e->client_addr, addr, sizeof(e->client_addr));
+	snprintf(e->appname, sizeof(e->appname), "%s",
+			 application_name ? application_name : "");
+	snprintf(e->client_addr, sizeof(e->client_addr), "%s", addr);
 	e->xact_start = xact.xact_start;
 	e->statements = xact.statements;
 	e->nblocking = nblocking;
