@@ -15,7 +15,9 @@ OBJS = \
 	src/activity.o \
 	src/srf.o \
 	src/events.o \
-	src/timeout.o
+	src/timeout.o \
+	src/stats.o \
+	src/sentinel.o
 
 EXTENSION = pg_txguard
 DATA = pg_txguard--0.1.sql

@@ -102,6 +102,56 @@ SELECT e.event_time,
 COMMENT ON VIEW txguard.events IS
 'Recent events of pg_txguard, newest first';
 
+-- ------------------------------------------------------------------
+-- Outcome counters per database
+-- ------------------------------------------------------------------
+
+CREATE FUNCTION txguard._stats(
+    OUT dbid oid,
+    OUT committed int8,
+    OUT rolled_back int8,
+    OUT failed int8,
+    OUT abandoned int8,
+    OUT timed_out int8,
+    OUT terminated int8,
+    OUT blocker_terminated int8,
+    OUT max_duration interval,
+    OUT stats_reset timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'txguard_stats'
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION txguard._stats() IS
+'Internal: the rows of txguard.stats, without names';
+
+CREATE VIEW txguard.stats AS
+SELECT d.datname,
+       s.committed,
+       s.rolled_back,
+       s.failed,
+       s.abandoned,
+       s.timed_out,
+       s.terminated,
+       s.blocker_terminated,
+       s.max_duration,
+       s.stats_reset
+  FROM txguard._stats() s
+  JOIN pg_catalog.pg_database d ON d.oid = s.dbid;
+
+COMMENT ON VIEW txguard.stats IS
+'Transaction outcomes per database since the last txguard.reset_stats()';
+
+CREATE FUNCTION txguard.reset_stats()
+RETURNS void
+AS 'MODULE_PATHNAME', 'txguard_reset_stats'
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION txguard.reset_stats() IS
+'Sets every counter of txguard.stats back to zero';
+
+REVOKE ALL ON FUNCTION txguard.reset_stats() FROM PUBLIC;
+
 GRANT USAGE ON SCHEMA txguard TO PUBLIC;
 GRANT SELECT ON txguard.transactions TO PUBLIC;
 GRANT SELECT ON txguard.events TO PUBLIC;
+GRANT SELECT ON txguard.stats TO PUBLIC;

@@ -67,6 +67,19 @@ static int	top_len = 0;
 /* the running top-level statement is ROLLBACK (or ABORT) */
 static bool user_rollback = false;
 
+/* the outcome of the registry's current transaction has been counted */
+static bool outcome_recorded = false;
+
+static const char *const outcome_names[] = {
+	[TXG_OUTCOME_COMMITTED] = "committed",
+	[TXG_OUTCOME_ROLLED_BACK] = "rolled_back",
+	[TXG_OUTCOME_FAILED] = "failed",
+	[TXG_OUTCOME_ABANDONED] = "abandoned",
+	[TXG_OUTCOME_TIMED_OUT] = "timed_out",
+	[TXG_OUTCOME_TERMINATED] = "terminated",
+	[TXG_OUTCOME_BLOCKER_TERMINATED] = "blocker_terminated",
+};
+
 static void backend_exit(int code, Datum arg);
 static void xact_callback(XactEvent event, void *arg);
 static void subxact_callback(SubXactEvent event, SubTransactionId mySubid,
@@ -90,6 +103,8 @@ backend_setup(void)
 	}
 
 	txg_registry_attach_backend();
+	txg_stats_attach_backend();
+	txg_sentinel_attach_backend();
 	txg_timeout_backend_init();
 	before_shmem_exit(backend_exit, (Datum) 0);
 	RegisterXactCallback(xact_callback, NULL);
@@ -114,12 +129,65 @@ track_this_backend(void)
 	return backend_setup();
 }
 
+/*
+ * Count the outcome of the registry's transaction, once, and log it when
+ * it lasted txguard.log_min_duration or longer.
+ */
+static void
+record_outcome(TxgOutcome outcome)
+{
+	TimestampTz start = txg_registry_xact_start();
+	TimestampTz end;
+
+	if (outcome_recorded)
+		return;
+	if (start == 0)
+	{
+		/* a transaction no statement of which reached execution */
+		start = GetCurrentTransactionStartTimestamp();
+	}
+	outcome_recorded = true;
+	end = GetCurrentTimestamp();
+	txg_stats_count(outcome, end - start);
+	if (txg_log_min_duration >= 0 &&
+		end - start >= (int64) txg_log_min_duration * 1000)
+		txg_log_transaction("long_transaction", outcome_names[outcome], end);
+}
+
+/*
+ * The session ends.  A transaction still open is rolled back by core after
+ * this callback: it was ended by the timeout or the sentinel, or the
+ * client left it (abandoned).
+ */
 static void
 backend_exit(int code, Datum arg)
 {
 	if (PqCommMethods == &txg_comm_methods)
 		PqCommMethods = prev_comm_methods;
+
+	if (txg_registry_in_xact() && !outcome_recorded)
+	{
+		TxgEventData event;
+
+		if (txg_timeout_terminated())
+			record_outcome(TXG_OUTCOME_TERMINATED);
+		else if (txg_sentinel_requested(&event))
+		{
+			txg_event_report(&event);
+			record_outcome(TXG_OUTCOME_BLOCKER_TERMINATED);
+		}
+		else
+		{
+			memset(&event, 0, sizeof(event));
+			event.kind = TXG_EVENT_ABANDONED;
+			event.event_time = GetCurrentTimestamp();
+			event.no_log = !txg_log_abandoned;
+			txg_event_report(&event);
+			record_outcome(TXG_OUTCOME_ABANDONED);
+		}
+	}
 	txg_timeout_backend_exit();
+	txg_stats_detach_backend();
 	txg_registry_detach_backend();
 	backend_ready = false;
 	backend_ignored = true;
@@ -211,6 +279,7 @@ end_of_xact(bool in_procedure)
 {
 	txg_timeout_xact_end(in_procedure);
 	txg_registry_xact_end();
+	outcome_recorded = false;
 }
 
 /* COMMIT (or END) of a transaction past its deadline rolls back */
@@ -356,8 +425,13 @@ xact_callback(XactEvent event, void *arg)
 			txg_timeout_pre_commit();
 			break;
 		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_PREPARE:
+			record_outcome(TXG_OUTCOME_COMMITTED);
 			end_of_xact(nesting_level > 0);
+			break;
+		case XACT_EVENT_PREPARE:
+			/* its outcome is decided later, by COMMIT/ROLLBACK PREPARED */
+			outcome_recorded = true;
+			end_of_xact(false);
 			break;
 		case XACT_EVENT_ABORT:
 
@@ -368,6 +442,13 @@ xact_callback(XactEvent event, void *arg)
 			 * by an error leaves an aborted transaction block behind (or,
 			 * outside a block, ends at ReadyForQuery).
 			 */
+			if (txg_timeout_expired())
+				record_outcome(TXG_OUTCOME_TIMED_OUT);
+			else if (user_rollback || nesting_level > 0)
+				record_outcome(TXG_OUTCOME_ROLLED_BACK);
+			else
+				record_outcome(TXG_OUTCOME_FAILED);
+
 			if (user_rollback || nesting_level > 0)
 				end_of_xact(nesting_level > 0);
 			else

@@ -68,11 +68,15 @@ static TxgEvents *ring = NULL;
 static const char *const kind_names[] = {
 	[TXG_EVENT_TIMEOUT_CANCEL] = "timeout_cancel",
 	[TXG_EVENT_TIMEOUT_TERMINATE] = "timeout_terminate",
+	[TXG_EVENT_ABANDONED] = "abandoned",
+	[TXG_EVENT_IDLE_BLOCKER_TERMINATE] = "idle_blocker_terminate",
 };
 
 static const char *const action_names[] = {
 	[TXG_EVENT_TIMEOUT_CANCEL] = "cancel",
 	[TXG_EVENT_TIMEOUT_TERMINATE] = "terminate",
+	[TXG_EVENT_ABANDONED] = NULL,
+	[TXG_EVENT_IDLE_BLOCKER_TERMINATE] = "terminate",
 };
 
 Size
@@ -85,12 +89,6 @@ txg_events_shmem_size(void)
 	size = add_size(size, mul_size(mul_size(txg_max_events, 2),
 								   txg_track_statement_size));
 	return size;
-}
-
-void
-txg_events_shmem_request(void)
-{
-	RequestNamedLWLockTranche("pg_txguard", 1);
 }
 
 /* called from shmem_startup_hook, under AddinShmemInitLock */
@@ -106,7 +104,7 @@ txg_events_shmem_init(void)
 		char	   *text;
 		int			i;
 
-		ring->lock = &(GetNamedLWLockTranche("pg_txguard"))->lock;
+		ring->lock = txg_lwlock(TXG_LOCK_EVENTS);
 		ring->next_seq = 1;
 		ring->size = txg_max_events;
 		ring->text_size = txg_track_statement_size;
@@ -211,6 +209,68 @@ format_duration(TimestampTz from, TimestampTz to)
 }
 
 /*
+ * The fields every log line of pg_txguard has: who, and which
+ * transaction, with its duration up to "end".
+ */
+static void
+append_session_and_xact(StringInfo buf, const TxgXactInfo *xact,
+						const char *addr, TimestampTz end)
+{
+	const char *dbname = MyProcPort ? MyProcPort->database_name : NULL;
+	const char *username = MyProcPort ? MyProcPort->user_name : NULL;
+
+	appendStringInfo(buf, " pid=%d", MyProcPid);
+	append_field(buf, "user", username, -1);
+	append_field(buf, "database", dbname, -1);
+	append_field(buf, "application_name", application_name, -1);
+	append_field(buf, "client_addr", addr[0] ? addr : "local", -1);
+	append_field(buf, "xact_start",
+				 xact->xact_start ? timestamptz_to_str(xact->xact_start) : NULL, -1);
+	append_field(buf, "duration", format_duration(xact->xact_start, end), -1);
+}
+
+static void
+append_statements(StringInfo buf, const TxgXactInfo *xact)
+{
+	appendStringInfo(buf, " statements=" INT64_FORMAT, xact->statements);
+	append_field(buf, "first_statement", xact->first, xact->first_len);
+	append_field(buf, "last_statement", xact->last, xact->last_len);
+}
+
+static void
+emit_line(StringInfo buf)
+{
+	ereport(LOG,
+			(errmsg_internal("%s", buf->data),
+			 errhidestmt(true),
+			 errhidecontext(true)));
+	pfree(buf->data);
+}
+
+/*
+ * Log the end of this backend's transaction ("event" long_transaction),
+ * with its outcome.
+ */
+void
+txg_log_transaction(const char *event, const char *outcome, TimestampTz end)
+{
+	TxgXactInfo xact;
+	char		addr[NI_MAXHOST];
+	StringInfoData buf;
+
+	if (!txg_registry_self(&xact))
+		return;
+	client_address(addr, sizeof(addr));
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "pg_txguard:");
+	append_field(&buf, "event", event, -1);
+	append_field(&buf, "outcome", outcome, -1);
+	append_session_and_xact(&buf, &xact, addr, end);
+	append_statements(&buf, &xact);
+	emit_line(&buf);
+}
+
+/*
  * Record an event about this backend's transaction: one LOG line and one
  * entry in the ring.  Call from a normal (non-signal) context, while the
  * registry still describes the transaction.
@@ -221,28 +281,18 @@ txg_event_report(TxgEventData *event)
 	TxgXactInfo xact;
 	char		addr[NI_MAXHOST];
 	StringInfoData buf;
-	const char *dbname = MyProcPort ? MyProcPort->database_name : NULL;
-	const char *username = MyProcPort ? MyProcPort->user_name : NULL;
-	char	   *duration;
 	TxgEvent   *e;
 	int			nblocking = Min(event->nblocking, TXG_EVENT_MAX_BLOCKING);
 
 	txg_registry_self(&xact);
 	client_address(addr, sizeof(addr));
-	duration = format_duration(xact.xact_start, event->event_time);
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "pg_txguard:");
 	append_field(&buf, "event", kind_names[event->kind], -1);
-	append_field(&buf, "action", action_names[event->kind], -1);
-	appendStringInfo(&buf, " pid=%d", MyProcPid);
-	append_field(&buf, "user", username, -1);
-	append_field(&buf, "database", dbname, -1);
-	append_field(&buf, "application_name", application_name, -1);
-	append_field(&buf, "client_addr", addr[0] ? addr : "local", -1);
-	append_field(&buf, "xact_start",
-				 xact.xact_start ? timestamptz_to_str(xact.xact_start) : NULL, -1);
-	append_field(&buf, "duration", duration, -1);
+	if (action_names[event->kind] != NULL)
+		append_field(&buf, "action", action_names[event->kind], -1);
+	append_session_and_xact(&buf, &xact, addr, event->event_time);
 	if (event->limit_ms > 0)
 	{
 		char	   *limit = psprintf("%d ms", event->limit_ms);
@@ -250,16 +300,12 @@ txg_event_report(TxgEventData *event)
 		append_field(&buf, "limit", limit, -1);
 		append_field(&buf, "limit_setting", event->limit_name, -1);
 	}
-	appendStringInfo(&buf, " statements=" INT64_FORMAT, xact.statements);
-	append_field(&buf, "first_statement", xact.first, xact.first_len);
-	append_field(&buf, "last_statement", xact.last, xact.last_len);
+	append_statements(&buf, &xact);
 	append_blocking(&buf, event);
-
-	ereport(LOG,
-			(errmsg_internal("%s", buf.data),
-			 errhidestmt(true),
-			 errhidecontext(true)));
-	pfree(buf.data);
+	if (event->no_log)
+		pfree(buf.data);
+	else
+		emit_line(&buf);
 
 	if (ring == NULL)
 		return;

@@ -24,6 +24,15 @@ int			txg_max_transaction_timeout = 0;
 /* entries of the txguard.events ring */
 int			txg_max_events = 1000;
 
+/* log sessions that end with a transaction open */
+bool		txg_log_abandoned = true;
+
+/* log transactions that lasted at least this long (ms, -1 = off) */
+int			txg_log_min_duration = -1;
+
+/* the sentinel ends sessions idle this long in a transaction that blocks */
+int			txg_idle_blocker_timeout = 0;
+
 void
 txg_define_gucs(void)
 {
@@ -75,6 +84,43 @@ txg_define_gucs(void)
 							1000000,
 							PGC_POSTMASTER,
 							0,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomBoolVariable("txguard.log_abandoned",
+							 "Logs sessions that end with a transaction still open.",
+							 "The client quit or the connection dropped inside a transaction, which was then rolled back.",
+							 &txg_log_abandoned,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL,
+							 NULL,
+							 NULL);
+
+	DefineCustomIntVariable("txguard.log_min_duration",
+							"Logs every transaction that lasted at least this long, with its outcome.",
+							"-1 turns this off, 0 logs every transaction.",
+							&txg_log_min_duration,
+							-1,
+							-1,
+							INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("txguard.idle_blocker_timeout",
+							"Terminates sessions idle in a transaction this long while they block other sessions.",
+							"Idle transactions that block nobody are left alone. Zero turns this off.",
+							&txg_idle_blocker_timeout,
+							0,
+							0,
+							INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
 							NULL,
 							NULL,
 							NULL);

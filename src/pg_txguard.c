@@ -37,4 +37,5 @@ _PG_init(void)
 	txg_shmem_init_hooks();
 	txg_activity_init();
 	txg_timeout_init();
+	txg_sentinel_register();
 }

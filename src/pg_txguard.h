@@ -15,17 +15,30 @@
 
 #include "datatype/timestamp.h"
 #include "nodes/nodes.h"
+#include "storage/lwlock.h"
+#include "utils/elog.h"
 
 /* guc.c */
 extern int	txg_track_statement_size;
 extern int	txg_transaction_timeout;
 extern int	txg_max_transaction_timeout;
 extern int	txg_max_events;
+extern bool txg_log_abandoned;
+extern int	txg_log_min_duration;
+extern int	txg_idle_blocker_timeout;
 extern void txg_define_gucs(void);
 
 /* shmem.c */
+typedef enum TxgLock
+{
+	TXG_LOCK_EVENTS = 0,
+	TXG_LOCK_STATS,
+	TXG_LOCK_COUNT
+} TxgLock;
+
 extern void txg_shmem_init_hooks(void);
 extern void txg_check_loaded(void);
+extern LWLock *txg_lwlock(TxgLock lock);
 
 /* registry.c: one slot per backend, written only by its owner */
 typedef enum TxgState
@@ -63,11 +76,24 @@ typedef struct TxgXactInfo
 
 extern bool txg_registry_self(TxgXactInfo *info);
 
+/* a session idle in a transaction, for the sentinel */
+typedef struct TxgIdleSession
+{
+	int			procno;
+	int			pid;
+	TimestampTz since;
+} TxgIdleSession;
+
+extern TxgIdleSession *txg_registry_idle_since(TimestampTz threshold, int *n);
+extern bool txg_registry_still_idle(int procno, int pid, TimestampTz since);
+
 /* events.c: ring buffer of recent events, and the log line of each */
 typedef enum TxgEventKind
 {
 	TXG_EVENT_TIMEOUT_CANCEL,
-	TXG_EVENT_TIMEOUT_TERMINATE
+	TXG_EVENT_TIMEOUT_TERMINATE,
+	TXG_EVENT_ABANDONED,
+	TXG_EVENT_IDLE_BLOCKER_TERMINATE
 } TxgEventKind;
 
 #define TXG_EVENT_MAX_BLOCKING 32
@@ -80,12 +106,41 @@ typedef struct TxgEventData
 	const char *limit_name;		/* the setting that set it, or NULL */
 	int			nblocking;
 	int			blocking[TXG_EVENT_MAX_BLOCKING];
+	bool		no_log;			/* record the event, but write no LOG line */
 } TxgEventData;
 
 extern Size txg_events_shmem_size(void);
-extern void txg_events_shmem_request(void);
 extern void txg_events_shmem_init(void);
 extern void txg_event_report(TxgEventData *event);
+extern void txg_log_transaction(const char *event, const char *outcome,
+								TimestampTz end);
+
+/* stats.c: per-database outcome counters */
+typedef enum TxgOutcome
+{
+	TXG_OUTCOME_COMMITTED = 0,
+	TXG_OUTCOME_ROLLED_BACK,
+	TXG_OUTCOME_FAILED,
+	TXG_OUTCOME_ABANDONED,
+	TXG_OUTCOME_TIMED_OUT,
+	TXG_OUTCOME_TERMINATED,
+	TXG_OUTCOME_BLOCKER_TERMINATED,
+	TXG_OUTCOME_COUNT
+} TxgOutcome;
+
+extern Size txg_stats_shmem_size(void);
+extern void txg_stats_shmem_init(void);
+extern void txg_stats_attach_backend(void);
+extern void txg_stats_detach_backend(void);
+extern void txg_stats_count(TxgOutcome outcome, int64 duration);
+
+/* sentinel.c: the background worker that ends idle blockers */
+extern void txg_sentinel_register(void);
+extern Size txg_sentinel_shmem_size(void);
+extern void txg_sentinel_shmem_init(void);
+extern bool txg_sentinel_requested(TxgEventData *event);
+extern void txg_sentinel_attach_backend(void);
+extern bool txg_sentinel_shape_fatal(ErrorData *edata);
 
 /* timeout.c: the server-side transaction timeout */
 extern void txg_timeout_backend_init(void);
@@ -99,6 +154,7 @@ extern bool txg_timeout_expired(void);
 extern void txg_timeout_pre_commit(void);
 extern void txg_timeout_flush(void);
 extern void txg_timeout_backend_exit(void);
+extern bool txg_timeout_terminated(void);
 extern void txg_assign_transaction_timeout(int newval, void *extra);
 extern void txg_assign_max_transaction_timeout(int newval, void *extra);
 extern void txg_timeout_init(void);

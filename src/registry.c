@@ -566,6 +566,66 @@ txg_blocked_by(int pid, int *pids, int max)
 	return n;
 }
 
+/*
+ * Sessions idle in a (live) transaction since "threshold" or earlier, for
+ * the sentinel.  Reads only slot headers; takes no lock.
+ */
+TxgIdleSession *
+txg_registry_idle_since(TimestampTz threshold, int *n)
+{
+	TxgIdleSession *idle = NULL;
+	int			count = 0;
+	int			i;
+
+	*n = 0;
+	if (registry == NULL)
+		return NULL;
+	for (i = 0; i < registry->nslots; i++)
+	{
+		volatile TxgSlot *slot = &registry->slots[i];
+		uint32		before;
+		int			pid;
+		bool		in_xact;
+		TxgState	state;
+		TimestampTz since;
+
+		before = slot->changecount;
+		pg_read_barrier();
+		pid = slot->pid;
+		in_xact = slot->in_xact;
+		state = slot->state;
+		since = slot->state_since;
+		pg_read_barrier();
+		if (before != slot->changecount || (before & 1) != 0)
+			continue;			/* changing right now: not idle */
+		if (pid == 0 || !in_xact || state != TXG_STATE_IDLE || since > threshold)
+			continue;
+		if (idle == NULL)
+			idle = palloc(sizeof(TxgIdleSession) * registry->nslots);
+		idle[count].procno = i;
+		idle[count].pid = pid;
+		idle[count].since = since;
+		count++;
+	}
+	*n = count;
+	return idle;
+}
+
+/* is the backend in slot "procno" still "pid", idle since "since"? */
+bool
+txg_registry_still_idle(int procno, int pid, TimestampTz since)
+{
+	volatile TxgSlot *slot = &registry->slots[procno];
+	uint32		before = slot->changecount;
+	bool		same;
+
+	pg_read_barrier();
+	same = slot->pid == pid && slot->in_xact &&
+		slot->state == TXG_STATE_IDLE && slot->state_since == since;
+	pg_read_barrier();
+	return same && before == slot->changecount && (before & 1) == 0;
+}
+
 /* may the current user see the statements of sessions of "userid"? */
 static bool
 can_see_statements(Oid userid)

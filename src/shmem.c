@@ -27,7 +27,12 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static Size
 txg_shmem_size(void)
 {
-	return add_size(txg_registry_shmem_size(), txg_events_shmem_size());
+	Size		size = txg_registry_shmem_size();
+
+	size = add_size(size, txg_events_shmem_size());
+	size = add_size(size, txg_stats_shmem_size());
+	size = add_size(size, txg_sentinel_shmem_size());
+	return size;
 }
 
 static void
@@ -38,7 +43,7 @@ txg_shmem_request(void)
 		prev_shmem_request_hook();
 #endif
 	RequestAddinShmemSpace(txg_shmem_size());
-	txg_events_shmem_request();
+	RequestNamedLWLockTranche("pg_txguard", TXG_LOCK_COUNT);
 }
 
 static void
@@ -50,6 +55,8 @@ txg_shmem_startup(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	txg_registry_shmem_init();
 	txg_events_shmem_init();
+	txg_stats_shmem_init();
+	txg_sentinel_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -64,6 +71,13 @@ txg_shmem_init_hooks(void)
 #endif
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = txg_shmem_startup;
+}
+
+/* one of pg_txguard's LWLocks (named tranche "pg_txguard") */
+LWLock *
+txg_lwlock(TxgLock lock)
+{
+	return &(GetNamedLWLockTranche("pg_txguard"))[lock].lock;
 }
 
 /*

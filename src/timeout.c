@@ -97,6 +97,9 @@ static volatile sig_atomic_t requested = ACTION_NONE;
 
 /* an enforcement shown to the client, whose report is still to write */
 static bool report_pending = false;
+
+/* this backend's session was ended by the timeout */
+static bool terminated = false;
 static TxgEventData report;
 
 static emit_log_hook_type prev_emit_log_hook = NULL;
@@ -394,6 +397,13 @@ txg_timeout_backend_exit(void)
 	txg_timeout_flush();
 }
 
+/* did the timeout end this session? */
+bool
+txg_timeout_terminated(void)
+{
+	return terminated;
+}
+
 /* pre-commit: a transaction past its deadline cannot commit */
 void
 txg_timeout_pre_commit(void)
@@ -473,7 +483,9 @@ capture_report(TxgEventKind kind)
 static void
 txg_emit_log_hook(ErrorData *edata)
 {
-	if (requested != ACTION_NONE && guarding)
+	if (edata->elevel == FATAL && requested == ACTION_NONE)
+		(void) txg_sentinel_shape_fatal(edata);
+	else if (requested != ACTION_NONE && guarding)
 	{
 		if (requested == ACTION_CANCEL && is_our_cancel(edata))
 		{
@@ -490,6 +502,7 @@ txg_emit_log_hook(ErrorData *edata)
 		else if (requested == ACTION_TERMINATE && is_our_termination(edata))
 		{
 			requested = ACTION_NONE;
+			terminated = true;
 			capture_report(TXG_EVENT_TIMEOUT_TERMINATE);
 			edata->sqlerrcode = ERRCODE_TRANSACTION_TIMEOUT;
 			edata->message = pstrdup("terminating connection due to transaction timeout");
