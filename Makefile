@@ -26,7 +26,7 @@ PGFILEDESC = "pg_txguard - see, bound and prevent broken transactions"
 PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 
-REGRESS = setup guc_prefix registry registry_privacy timeout
+REGRESS = setup guc_prefix registry registry_privacy timeout stats
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=$(CURDIR)/tmp_check_regress --load-extension=pg_txguard
 
