@@ -13,7 +13,9 @@ OBJS = \
 	src/shmem.o \
 	src/registry.o \
 	src/activity.o \
-	src/srf.o
+	src/srf.o \
+	src/upsert.o \
+	src/lock.o
 
 EXTENSION = pg_txguard
 DATA = pg_txguard--0.1.sql

@@ -16,6 +16,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_authid.h"
+#include "catalog/pg_index.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "postmaster/autovacuum.h"
@@ -127,6 +128,17 @@ txg_proc_xid(PGPROC *proc)
 #define TXG_POST_PARSE_ANALYZE_ARGS ParseState *pstate, Query *query
 #define TXG_POST_PARSE_ANALYZE_PASS pstate, query
 #endif
+
+/* NULLS NOT DISTINCT unique indexes (15); before, NULLs were always distinct */
+static inline bool
+txg_index_nulls_not_distinct(Form_pg_index index)
+{
+#if PG_VERSION_NUM >= 150000
+	return index->indnullsnotdistinct;
+#else
+	return false;
+#endif
+}
 
 /* is this process a regular client backend (not a walsender)? */
 static inline bool
