@@ -1163,8 +1163,11 @@ txg_compute_key(TxgCall *call, TxgRow *row)
 			if (!idx->nulls_not_distinct)
 				ereport(ERROR,
 						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						 errmsg("conflict key %s of table \"%s\" is null",
-								idx->keytext[i], call->info->relname),
+						 idx->keys[i] > 0 ?
+						 errmsg("null value in conflict column \"%s\" of table \"%s\"",
+								idx->matchtext[i], call->info->relname) :
+						 errmsg("null value of conflict key expression \"%s\" of table \"%s\"",
+								idx->matchtext[i], call->info->relname),
 						 errdetail("Unique index \"%s\" treats null values as distinct, so a row with a null key would be inserted again on every call.",
 								   idx->name),
 						 call->batch ?
@@ -1295,6 +1298,7 @@ txg_choose_arbiter(TxgCall *call, TxgRow *row)
 	TxgRelInfo *info = call->info;
 	List	   *candidates = NIL;
 	List	   *unusable = NIL;
+	List	   *outside = NIL;	/* partial indexes the row falls outside */
 	Bitmapset  *given = NULL;
 	TxgIndex   *chosen;
 	ListCell   *lc;
@@ -1303,6 +1307,14 @@ txg_choose_arbiter(TxgCall *call, TxgRow *row)
 	for (i = 0; i < info->natts; i++)
 		if (row->present[i])
 			given = bms_add_member(given, i + 1);
+	if (given == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 call->batch ?
+				 errmsg("element %d of argument \"vals\" is an empty object",
+						row->ordinal + 1) :
+				 errmsg("argument \"vals\" is an empty object"),
+				 errdetail("The row needs at least the columns of its key.")));
 
 	if (call->conflict_columns != NIL)
 	{
@@ -1332,7 +1344,7 @@ txg_choose_arbiter(TxgCall *call, TxgRow *row)
 						(errcode(ERRCODE_UNDEFINED_COLUMN),
 						 errmsg("column \"%s\" of relation \"%s\" does not exist",
 								name, info->relname),
-						 errdetail("conflict_columns names columns, or index expressions as pg_indexes shows them.")));
+						 errdetail("The entries of conflict_columns name columns, or index expressions as pg_indexes shows them.")));
 		}
 
 		/* first the indexes whose key elements are exactly the names */
@@ -1360,7 +1372,10 @@ txg_choose_arbiter(TxgCall *call, TxgRow *row)
 			TxgIndex   *idx = (TxgIndex *) lfirst(lc);
 
 			if (idx->pred != NIL && !txg_predicate_holds(call, row, idx))
+			{
+				outside = lappend(outside, idx);
 				candidates = foreach_delete_current(candidates, lc);
+			}
 		}
 	}
 	else
@@ -1382,9 +1397,13 @@ txg_choose_arbiter(TxgCall *call, TxgRow *row)
 			{
 				TxgIndex   *idx = &info->indexes[i];
 
-				if (!idx->usable || !bms_is_subset(idx->keycols, given) ||
-					!txg_predicate_holds(call, row, idx))
+				if (!idx->usable || !bms_is_subset(idx->keycols, given))
 					continue;
+				if (!txg_predicate_holds(call, row, idx))
+				{
+					outside = lappend(outside, idx);
+					continue;
+				}
 				if (idx->unique && idx->immediate)
 					candidates = lappend(candidates, idx);
 				else
@@ -1417,16 +1436,28 @@ txg_choose_arbiter(TxgCall *call, TxgRow *row)
 	{
 		char	   *cols = call->conflict_columns ?
 			txg_name_list(call->conflict_columns) : txg_present_list(call, row);
+		StringInfoData detail;
 
+		initStringInfo(&detail);
+		if (call->conflict_columns)
+			appendStringInfo(&detail,
+							 "No unique index of the table has exactly the key (%s).",
+							 cols);
+		else
+			appendStringInfo(&detail,
+							 "No unique index of the table has all its columns among the keys of vals (%s).",
+							 cols);
+		if (outside != NIL)
+			appendStringInfo(&detail,
+							 " The row does not satisfy the predicate of partial unique index %s.",
+							 txg_index_list(outside));
+		appendStringInfoString(&detail,
+							   " Without a unique index, a check followed by an insert cannot be made race-free: concurrent callers would both insert.");
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
 				 errmsg("table \"%s\" has no unique index on the given columns",
 						info->relname),
-				 call->conflict_columns ?
-				 errdetail("No unique index of the table has exactly the key (%s). Without a unique index, a check followed by an insert cannot be made race-free: concurrent callers would both insert.",
-						   cols) :
-				 errdetail("No unique index of the table has all its columns among the keys of vals (%s). Without a unique index, a check followed by an insert cannot be made race-free: concurrent callers would both insert.",
-						   cols),
+				 errdetail_internal("%s", detail.data),
 				 call->conflict_columns ?
 				 errhint("Create one: CREATE UNIQUE INDEX ON %s (%s);",
 						 info->qualname, cols) :
