@@ -32,7 +32,6 @@
 #include "storage/lock.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/timestamp.h"
 
 /* locktag_field4 of txguard.lock's advisory locks ("tg") */
@@ -133,8 +132,8 @@ txguard_lock(PG_FUNCTION_ARGS)
 					 errdetail("Another transaction held it for the whole timeout.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-				 errmsg("could not obtain lock \"%s\" within \"lock_timeout\" (%s)",
-						keystr, GetConfigOption("lock_timeout", false, false)),
+				 errmsg("could not obtain lock \"%s\" within \"lock_timeout\" (%d ms)",
+						keystr, save_timeout),
 				 errdetail("Another transaction held it for the whole timeout.")));
 	}
 	PG_END_TRY();
