@@ -58,8 +58,10 @@ GRANT SELECT ON txguard.transactions TO PUBLIC;
 -- ------------------------------------------------------------------
 --
 -- Written in C (src/upsert.c, src/lock.c).  SECURITY INVOKER: the caller's
--- privileges and row-level security apply.  search_path is pinned so the
--- statements they build resolve the same way whatever the caller's is.
+-- privileges and row-level security apply.  The statements they build name
+-- everything schema-qualified; those that contain an index's expressions
+-- or predicate run with search_path pinned to pg_catalog, pg_temp (in C,
+-- only then: a SET clause here would cost every call a GUC save/restore).
 
 CREATE FUNCTION txguard.insert_or_get(
     row_type anyelement,
@@ -67,8 +69,7 @@ CREATE FUNCTION txguard.insert_or_get(
     conflict_columns text[] DEFAULT NULL)
 RETURNS anyelement
 AS 'MODULE_PATHNAME', 'txguard_insert_or_get'
-LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE SECURITY INVOKER
-SET search_path = pg_catalog, pg_temp;
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE SECURITY INVOKER;
 
 COMMENT ON FUNCTION txguard.insert_or_get(anyelement, jsonb, text[]) IS
 'Insert the row given by vals, or return the row that already holds its key; never a duplicate, never a unique violation';
@@ -81,8 +82,7 @@ CREATE FUNCTION txguard.insert_or_get_created(
     OUT created boolean)
 RETURNS record
 AS 'MODULE_PATHNAME', 'txguard_insert_or_get_created'
-LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE SECURITY INVOKER
-SET search_path = pg_catalog, pg_temp;
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE SECURITY INVOKER;
 
 COMMENT ON FUNCTION txguard.insert_or_get_created(anyelement, jsonb, text[]) IS
 'txguard.insert_or_get, also telling whether the row was created';
@@ -94,8 +94,7 @@ CREATE FUNCTION txguard.upsert(
     update_columns text[] DEFAULT NULL)
 RETURNS anyelement
 AS 'MODULE_PATHNAME', 'txguard_upsert'
-LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE SECURITY INVOKER
-SET search_path = pg_catalog, pg_temp;
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE SECURITY INVOKER;
 
 COMMENT ON FUNCTION txguard.upsert(anyelement, jsonb, text[], text[]) IS
 'Insert the row given by vals, or update the non-key columns of the row that holds its key; writes nothing when nothing would change';
@@ -110,8 +109,7 @@ CREATE FUNCTION txguard.upsert_created(
     OUT updated boolean)
 RETURNS record
 AS 'MODULE_PATHNAME', 'txguard_upsert_created'
-LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE SECURITY INVOKER
-SET search_path = pg_catalog, pg_temp;
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE SECURITY INVOKER;
 
 COMMENT ON FUNCTION txguard.upsert_created(anyelement, jsonb, text[], text[]) IS
 'txguard.upsert, also telling whether the row was created or updated';
@@ -122,8 +120,7 @@ CREATE FUNCTION txguard.insert_or_get_many(
     conflict_columns text[] DEFAULT NULL)
 RETURNS SETOF anyelement
 AS 'MODULE_PATHNAME', 'txguard_insert_or_get_many'
-LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE SECURITY INVOKER
-SET search_path = pg_catalog, pg_temp;
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE SECURITY INVOKER;
 
 COMMENT ON FUNCTION txguard.insert_or_get_many(anyelement, jsonb, text[]) IS
 'txguard.insert_or_get for a JSON array of rows: one result per distinct key, in input order';
@@ -136,8 +133,7 @@ CREATE FUNCTION txguard.insert_or_get_many_created(
     OUT created boolean)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'txguard_insert_or_get_many_created'
-LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE SECURITY INVOKER
-SET search_path = pg_catalog, pg_temp;
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE SECURITY INVOKER;
 
 COMMENT ON FUNCTION txguard.insert_or_get_many_created(anyelement, jsonb, text[]) IS
 'txguard.insert_or_get_many, also telling which rows were created';
@@ -149,8 +145,7 @@ CREATE FUNCTION txguard.upsert_many(
     update_columns text[] DEFAULT NULL)
 RETURNS SETOF anyelement
 AS 'MODULE_PATHNAME', 'txguard_upsert_many'
-LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE SECURITY INVOKER
-SET search_path = pg_catalog, pg_temp;
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE SECURITY INVOKER;
 
 COMMENT ON FUNCTION txguard.upsert_many(anyelement, jsonb, text[], text[]) IS
 'txguard.upsert for a JSON array of rows: one result per distinct key, in input order';
@@ -165,8 +160,7 @@ CREATE FUNCTION txguard.upsert_many_created(
     OUT updated boolean)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'txguard_upsert_many_created'
-LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE SECURITY INVOKER
-SET search_path = pg_catalog, pg_temp;
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE SECURITY INVOKER;
 
 COMMENT ON FUNCTION txguard.upsert_many_created(anyelement, jsonb, text[], text[]) IS
 'txguard.upsert_many, also telling which rows were created or updated';

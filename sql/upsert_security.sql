@@ -66,6 +66,17 @@ SELECT * FROM txguard.insert_or_get(NULL::public.handles, '{"handle": "Alice"}')
 SELECT * FROM txguard.insert_or_get(NULL::public.handles, '{"handle": "ALICE"}');
 SELECT * FROM txguard.insert_or_get(NULL::public.handles, '{"handle": "bob"}');
 SELECT count(*) AS shadow_rows FROM regress_evil.handles;
+-- a plain column key: every name in the statements is qualified, and
+-- triggers see the caller's search_path
+CREATE TABLE public.codes (code text PRIMARY KEY, path text);
+CREATE TABLE regress_evil.codes (code text, path text);
+CREATE FUNCTION public.codes_path() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.path := current_setting('search_path'); RETURN NEW; END $$;
+CREATE TRIGGER codes_path BEFORE INSERT ON public.codes
+    FOR EACH ROW EXECUTE FUNCTION public.codes_path();
+SELECT * FROM txguard.insert_or_get(NULL::public.codes, '{"code": "a"}');
+SELECT * FROM txguard.insert_or_get(NULL::public.codes, '{"code": "a"}');
+SELECT count(*) AS shadow_rows FROM regress_evil.codes;
 RESET search_path;
 SELECT * FROM handles ORDER BY id;
 

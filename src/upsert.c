@@ -37,10 +37,14 @@
  * collations, equality operators, predicate and NULL semantics.
  *
  * Statements are built as text with every name quoted and qualified
- * (operators as OPERATOR(schema.op)); values only travel as parameters.
- * The SQL functions pin search_path to pg_catalog, pg_temp, so the
- * deparsed index expressions resolve as they did when the index was
- * built, whatever the caller's search_path.
+ * (operators as OPERATOR(schema.op), collations and operator classes with
+ * their schema); values only travel as parameters, so those statements
+ * mean the same under any search_path.  The exception is an index's
+ * expressions and predicate, which ruleutils deparses with unqualified
+ * built-in names: they are deparsed, and the statements that contain them
+ * run, with search_path pinned to pg_catalog, pg_temp.  Only then, because
+ * a pinned path costs a GUC save and restore per call, and because the
+ * triggers that the statements fire see it too.
  *
  * Caches, both per backend under one memory context:
  *	- TxgRelInfo per table: columns with their input functions, the unique
@@ -80,6 +84,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
@@ -142,6 +147,7 @@ typedef struct TxgIndex
 	bool		immediate;
 	bool		nulls_not_distinct;
 	bool		usable;			/* key refers only to ordinary columns */
+	bool		needs_pin;		/* statements contain deparsed expressions */
 	int			nkeys;
 	AttrNumber	keys[INDEX_MAX_KEYS];	/* 0 for an expression */
 	Expr	   *exprs[INDEX_MAX_KEYS];	/* planned expression, or NULL */
@@ -357,6 +363,32 @@ txg_bury_cxt(MemoryContext cxt)
 }
 
 
+/*
+ * Deparsed index expressions and predicates name built-in functions and
+ * operators unqualified.  They are deparsed, parsed and run with
+ * search_path = pg_catalog, pg_temp (as RestrictSearchPath() does from
+ * PostgreSQL 17 on), so that no schema of the caller's search_path can
+ * capture them.  Returns the GUC nest level for txg_unpin_search_path();
+ * an error unwinds it with the (sub)transaction.
+ */
+static int
+txg_pin_search_path(void)
+{
+	int			nestlevel = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	return nestlevel;
+}
+
+static void
+txg_unpin_search_path(int nestlevel)
+{
+	AtEOXact_GUC(true, nestlevel);
+}
+
+
 /* ----------------------------------------------------------------
  * What we know about a table
  * ----------------------------------------------------------------
@@ -568,6 +600,11 @@ txg_build_index(TxgRelInfo *info, Relation rel, Relation irel, TxgIndex *idx,
 			expression_planner((Expr *) copyObject(idx->rawpred));
 	}
 	idx->usable = !whole;
+	for (i = 0; i < idx->nkeys; i++)
+		if (idx->exprs[i] != NULL)
+			idx->needs_pin = true;
+	if (idx->predtext != NULL)
+		idx->needs_pin = true;
 }
 
 static TxgRelInfo *
@@ -675,6 +712,7 @@ txg_get_relinfo(Relation rel)
 	Oid			relid = RelationGetRelid(rel);
 	TxgRelEntry *entry;
 	bool		found;
+	int			nestlevel;
 
 	entry = hash_search(txg_relinfos, &relid, HASH_ENTER, &found);
 	if (!found)
@@ -684,7 +722,9 @@ txg_get_relinfo(Relation rel)
 	if (entry->info != NULL)
 		txg_bury_cxt(entry->info->cxt);
 	entry->info = NULL;
+	nestlevel = txg_pin_search_path();
 	entry->info = txg_build_relinfo(rel);
+	txg_unpin_search_path(nestlevel);
 	return entry->info;
 }
 
@@ -1944,35 +1984,47 @@ txg_process_row(TxgCall *call, TxgRow *row)
 
 /* parse, choose, and run one row; leaves results in *row */
 static void
-txg_single(FunctionCallInfo fcinfo, TxgOp op, TxgRow *row)
+txg_single_run(FunctionCallInfo fcinfo, TxgOp op, TxgRow *row)
 {
 	TxgCall		call;
 	Jsonb	   *vals;
+	int			nestlevel = 0;
 
+	txg_open_call(fcinfo, &call, op, false);
+	vals = PG_GETARG_JSONB_P(1);
+	if (!JB_ROOT_IS_OBJECT(vals) || JB_ROOT_IS_SCALAR(vals))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"vals\" must be a JSON object"),
+				 errhint("Pass the row as an object whose keys are column names, as in '{\"email\": \"a@example.com\"}'.")));
+
+	txg_row_init(&call, row, 0);
+	txg_parse_object(&call, &vals->root, row);
+	row->arbiter = txg_choose_arbiter(&call, row);
+	txg_compute_key(&call, row);
+	txg_choose_update(&call, row);
+
+	if (row->arbiter->needs_pin)
+		nestlevel = txg_pin_search_path();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	txg_process_row(&call, row);
+	SPI_finish();
+	if (row->arbiter->needs_pin)
+		txg_unpin_search_path(nestlevel);
+	txg_close_call(&call);
+}
+
+/* txg_single_run, counting the calls in progress */
+static void
+txg_single(FunctionCallInfo fcinfo, TxgOp op, TxgRow *row)
+{
 	txg_cache_init();
 	txg_free_dead();
 	txg_depth++;
 	PG_TRY();
 	{
-		txg_open_call(fcinfo, &call, op, false);
-		vals = PG_GETARG_JSONB_P(1);
-		if (!JB_ROOT_IS_OBJECT(vals) || JB_ROOT_IS_SCALAR(vals))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("argument \"vals\" must be a JSON object"),
-					 errhint("Pass the row as an object whose keys are column names, as in '{\"email\": \"a@example.com\"}'.")));
-
-		txg_row_init(&call, row, 0);
-		txg_parse_object(&call, &vals->root, row);
-		row->arbiter = txg_choose_arbiter(&call, row);
-		txg_compute_key(&call, row);
-		txg_choose_update(&call, row);
-
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		txg_process_row(&call, row);
-		SPI_finish();
-		txg_close_call(&call);
+		txg_single_run(fcinfo, op, row);
 	}
 	PG_FINALLY();
 	{
@@ -2105,11 +2157,153 @@ txg_merge_rows(TxgCall *call, TxgRow *into, TxgRow *from)
 }
 
 static void
+txg_batch_run(FunctionCallInfo fcinfo, TxgOp op, bool status, TxgSrf *srf)
+{
+	TxgCall		call;
+	Jsonb	   *vals;
+	TxgRow	   *rows;
+	int		   *order;
+	bool	   *leader;
+	int			nrows;
+	int			i;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	TxgSortArg	sa = {NULL, NULL};
+	bool		pin;
+	int			nestlevel = 0;
+
+	txg_open_call(fcinfo, &call, op, true);
+	vals = PG_GETARG_JSONB_P(1);
+	if (!JB_ROOT_IS_ARRAY(vals) || JB_ROOT_IS_SCALAR(vals))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"vals\" must be a JSON array of objects"),
+				 errhint("Pass one object per row, as in '[{\"email\": \"a@example.com\"}, {\"email\": \"b@example.com\"}]'.")));
+
+	nrows = JB_ROOT_COUNT(vals);
+	rows = palloc0(sizeof(TxgRow) * Max(nrows, 1));
+	order = palloc(sizeof(int) * Max(nrows, 1));
+	leader = palloc0(sizeof(bool) * Max(nrows, 1));
+
+	/* parse every element and compute its key */
+	it = JsonbIteratorInit(&vals->root);
+	i = 0;
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		TxgRow	   *row;
+
+		if (tok != WJB_ELEM)
+			continue;
+		if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("element %d of argument \"vals\" is not a JSON object",
+							i + 1),
+					 errhint("Pass one object per row, as in '[{\"email\": \"a@example.com\"}, {\"email\": \"b@example.com\"}]'.")));
+		row = &rows[i];
+		txg_row_init(&call, row, i);
+		txg_parse_object(&call, v.val.binary.data, row);
+		row->arbiter = txg_choose_arbiter(&call, row);
+		if (i > 0 && row->arbiter != rows[0].arbiter)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+					 errmsg("elements of vals have different conflict targets"),
+					 errdetail("Element 1 is arbitrated by unique index \"%s\", element %d by unique index \"%s\".",
+							   rows[0].arbiter->name, i + 1,
+							   row->arbiter->name),
+					 errhint("Give every element the same key columns, or pass conflict_columns.")));
+		txg_compute_key(&call, row);
+		order[i] = i;
+		i++;
+	}
+	nrows = i;
+
+	/*
+	 * Sort by key in the index's own order: two batches with common keys
+	 * then lock (insert, update) them in the same order and cannot
+	 * deadlock on each other.  Equal keys end up adjacent, first
+	 * occurrence first.
+	 */
+	if (nrows > 0)
+	{
+		sa.rows = rows;
+		sa.idx = rows[0].arbiter;
+		qsort_arg(order, nrows, sizeof(int), txg_sort_cmp, &sa);
+	}
+
+	/* one leader per key; later duplicates fold into it */
+	for (i = 0; i < nrows; i++)
+	{
+		TxgRow	   *row = &rows[order[i]];
+
+		if (i > 0 && txg_compare_keys(sa.idx, &rows[order[i - 1]], row) == 0)
+		{
+			int			j = i - 1;
+
+			while (!leader[order[j]])
+				j--;
+			if (op == TXG_OP_UPSERT)
+				txg_merge_rows(&call, &rows[order[j]], row);
+			continue;
+		}
+		leader[order[i]] = true;
+	}
+	for (i = 0; i < nrows; i++)
+		if (leader[i])
+			txg_choose_update(&call, &rows[i]);
+
+	pin = nrows > 0 && rows[0].arbiter->needs_pin;
+	if (pin)
+		nestlevel = txg_pin_search_path();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	for (i = 0; i < nrows; i++)
+	{
+		if (leader[order[i]])
+			txg_process_row(&call, &rows[order[i]]);
+	}
+	SPI_finish();
+	if (pin)
+		txg_unpin_search_path(nestlevel);
+
+	/* results in input order, one per key */
+	for (i = 0; i < nrows; i++)
+	{
+		TxgRow	   *row = &rows[i];
+
+		if (!leader[i])
+			continue;
+		if (status)
+		{
+			Datum		values[3];
+			bool		nulls[3] = {false, false, false};
+
+			values[0] = row->result;
+			values[1] = BoolGetDatum(row->created);
+			values[2] = BoolGetDatum(row->updated);
+			tuplestore_putvalues(srf->tupstore, srf->tupdesc, values, nulls);
+		}
+		else
+		{
+			HeapTupleHeader th = DatumGetHeapTupleHeader(row->result);
+			HeapTupleData tuple;
+
+			tuple.t_len = HeapTupleHeaderGetDatumLength(th);
+			ItemPointerSetInvalid(&tuple.t_self);
+			tuple.t_tableOid = InvalidOid;
+			tuple.t_data = th;
+			tuplestore_puttuple(srf->tupstore, &tuple);
+		}
+	}
+	txg_close_call(&call);
+}
+
+/* txg_batch_run, counting the calls in progress */
+static void
 txg_batch(FunctionCallInfo fcinfo, TxgOp op, bool status)
 {
 	TxgSrf		srf;
-	TxgCall		call;
-	Jsonb	   *vals;
 
 	txg_cache_init();
 	txg_free_dead();
@@ -2117,135 +2311,7 @@ txg_batch(FunctionCallInfo fcinfo, TxgOp op, bool status)
 	txg_depth++;
 	PG_TRY();
 	{
-		TxgRow	   *rows;
-		int		   *order;
-		bool	   *leader;
-		int			nrows;
-		int			i;
-		JsonbIterator *it;
-		JsonbValue	v;
-		JsonbIteratorToken tok;
-		TxgSortArg	sa = {NULL, NULL};
-
-		txg_open_call(fcinfo, &call, op, true);
-		vals = PG_GETARG_JSONB_P(1);
-		if (!JB_ROOT_IS_ARRAY(vals) || JB_ROOT_IS_SCALAR(vals))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("argument \"vals\" must be a JSON array of objects"),
-					 errhint("Pass one object per row, as in '[{\"email\": \"a@example.com\"}, {\"email\": \"b@example.com\"}]'.")));
-
-		nrows = JB_ROOT_COUNT(vals);
-		rows = palloc0(sizeof(TxgRow) * Max(nrows, 1));
-		order = palloc(sizeof(int) * Max(nrows, 1));
-		leader = palloc0(sizeof(bool) * Max(nrows, 1));
-
-		/* parse every element and compute its key */
-		it = JsonbIteratorInit(&vals->root);
-		i = 0;
-		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-		{
-			TxgRow	   *row;
-
-			if (tok != WJB_ELEM)
-				continue;
-			if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("element %d of argument \"vals\" is not a JSON object",
-								i + 1),
-						 errhint("Pass one object per row, as in '[{\"email\": \"a@example.com\"}, {\"email\": \"b@example.com\"}]'.")));
-			row = &rows[i];
-			txg_row_init(&call, row, i);
-			txg_parse_object(&call, v.val.binary.data, row);
-			row->arbiter = txg_choose_arbiter(&call, row);
-			if (i > 0 && row->arbiter != rows[0].arbiter)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
-						 errmsg("elements of vals have different conflict targets"),
-						 errdetail("Element 1 is arbitrated by unique index \"%s\", element %d by unique index \"%s\".",
-								   rows[0].arbiter->name, i + 1,
-								   row->arbiter->name),
-						 errhint("Give every element the same key columns, or pass conflict_columns.")));
-			txg_compute_key(&call, row);
-			order[i] = i;
-			i++;
-		}
-		nrows = i;
-
-		/*
-		 * Sort by key in the index's own order: two batches with common keys
-		 * then lock (insert, update) them in the same order and cannot
-		 * deadlock on each other.  Equal keys end up adjacent, first
-		 * occurrence first.
-		 */
-		if (nrows > 0)
-		{
-			sa.rows = rows;
-			sa.idx = rows[0].arbiter;
-			qsort_arg(order, nrows, sizeof(int), txg_sort_cmp, &sa);
-		}
-
-		/* one leader per key; later duplicates fold into it */
-		for (i = 0; i < nrows; i++)
-		{
-			TxgRow	   *row = &rows[order[i]];
-
-			if (i > 0 && txg_compare_keys(sa.idx, &rows[order[i - 1]], row) == 0)
-			{
-				int			j = i - 1;
-
-				while (!leader[order[j]])
-					j--;
-				if (op == TXG_OP_UPSERT)
-					txg_merge_rows(&call, &rows[order[j]], row);
-				continue;
-			}
-			leader[order[i]] = true;
-		}
-		for (i = 0; i < nrows; i++)
-			if (leader[i])
-				txg_choose_update(&call, &rows[i]);
-
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		for (i = 0; i < nrows; i++)
-		{
-			if (leader[order[i]])
-				txg_process_row(&call, &rows[order[i]]);
-		}
-		SPI_finish();
-
-		/* results in input order, one per key */
-		for (i = 0; i < nrows; i++)
-		{
-			TxgRow	   *row = &rows[i];
-
-			if (!leader[i])
-				continue;
-			if (status)
-			{
-				Datum		values[3];
-				bool		nulls[3] = {false, false, false};
-
-				values[0] = row->result;
-				values[1] = BoolGetDatum(row->created);
-				values[2] = BoolGetDatum(row->updated);
-				tuplestore_putvalues(srf.tupstore, srf.tupdesc, values, nulls);
-			}
-			else
-			{
-				HeapTupleHeader th = DatumGetHeapTupleHeader(row->result);
-				HeapTupleData tuple;
-
-				tuple.t_len = HeapTupleHeaderGetDatumLength(th);
-				ItemPointerSetInvalid(&tuple.t_self);
-				tuple.t_tableOid = InvalidOid;
-				tuple.t_data = th;
-				tuplestore_puttuple(srf.tupstore, &tuple);
-			}
-		}
-		txg_close_call(&call);
+		txg_batch_run(fcinfo, op, status, &srf);
 	}
 	PG_FINALLY();
 	{
