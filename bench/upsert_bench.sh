@@ -17,9 +17,10 @@
 #   upsert     txguard.upsert with an unchanged value (existing path) or a
 #              new row, for reference
 #
-# Rounds alternate the methods so that drifts of a noisy machine hit all
-# of them alike; the table shows each method's median tps over the rounds
-# and its ratio to the helper's.
+# Each round runs every method once, in an order rotated from round to
+# round, so that drifts of a noisy machine (checkpoints, other load) hit
+# all of them alike; the table shows each method's median tps over the
+# rounds and its ratio to the helper's.
 #
 # Needs a server with pg_txguard in shared_preload_libraries; connection
 # from the usual PG* variables.  Creates and drops tables bench_*.
@@ -47,6 +48,7 @@ sql() { "$PSQL" -X -q -v ON_ERROR_STOP=1 "$@"; }
 echo "setting up tables (${PRELOAD} rows each)..." >&2
 {
 	echo "CREATE EXTENSION IF NOT EXISTS pg_txguard;"
+	echo "SET client_min_messages = warning;"
 	for m in "${METHODS[@]}"; do
 		cat <<SQL
 DROP TABLE IF EXISTS bench_$m;
@@ -99,9 +101,12 @@ for path in existing new; do
 	done
 done
 
+n=${#METHODS[@]}
 for round in $(seq 1 "$ROUNDS"); do
 	for path in existing new; do
-		for m in "${METHODS[@]}"; do
+		# rotate the order each round: no method always runs first
+		for j in $(seq 0 $((n - 1))); do
+			m=${METHODS[$(((j + round - 1) % n))]}
 			out=$("$PGBENCH" -n -M prepared -c "$CLIENTS" -j "$THREADS" -T "$SECS" \
 				-f "$WORK/${path}_$m.sql" 2>&1) || { echo "$out" >&2; exit 1; }
 			tps=$(echo "$out" | awk '/^tps = / {print $3; exit}')
@@ -131,4 +136,4 @@ done
 echo
 echo "(helper / do_update on the existing path: $(awk -v a="${MED[existing]}" -v b="$(echo "${TPS[existing,do_update]}" | median)" 'BEGIN {printf "%.2f", a / b}')x)"
 
-sql -c "$(for m in "${METHODS[@]}"; do echo "DROP TABLE bench_$m;"; done) DROP FUNCTION bench_plpgsql_get(text);"
+sql -q -c "$(for m in "${METHODS[@]}"; do echo "DROP TABLE bench_$m;"; done) DROP FUNCTION bench_plpgsql_get(text);"
