@@ -92,7 +92,7 @@ INSERT INTO bench_client (email) VALUES ('user' || :k || '@example.com') ON CONF
 \\endif"
 body_upsert="SELECT id FROM txguard.upsert(NULL::bench_upsert, jsonb_build_object('email', 'user' || :k || '@example.com', 'name', 'n'));"
 
-declare -A TPS MED
+declare -A TPS
 for path in existing new; do
 	prologue_var=prologue_$path
 	for m in "${METHODS[@]}"; do
@@ -117,23 +117,22 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+# per-round ratios of method to helper (same round, same machine state)
+ratios() { paste <(echo "$1" | tr ' ' '\n' | grep -v '^$') <(echo "$2" | tr ' ' '\n' | grep -v '^$') | awk '{printf "%s ", $1 / $2}'; }
 
 echo
-echo "pgbench -M prepared -c $CLIENTS -j $THREADS -T $SECS, $ROUNDS rounds, median tps; $PRELOAD preloaded rows"
+echo "pgbench -M prepared -c $CLIENTS -j $THREADS -T $SECS, $ROUNDS rounds; $PRELOAD preloaded rows"
+echo "tps: median over the rounds; ratio: median over the rounds of (helper tps / method tps) in the same round"
 echo
-printf '| %-10s | %15s | %14s | %15s | %14s |\n' method "existing (tps)" "vs helper" "new (tps)" "vs helper"
-printf '|%s|%s|%s|%s|%s|\n' ------------ ----------------- ---------------- ----------------- ----------------
-for path in existing new; do
-	MED[$path]=$(echo "${TPS[$path,helper]}" | median)
-done
+printf '| %-10s | %15s | %18s | %15s | %18s |\n' method "existing: tps" "helper / method" "new: tps" "helper / method"
+printf '|%s|%s|%s|%s|%s|\n' ------------ ----------------- -------------------- ----------------- --------------------
 for m in "${METHODS[@]}"; do
 	e=$(echo "${TPS[existing,$m]}" | median)
 	n=$(echo "${TPS[new,$m]}" | median)
-	printf '| %-10s | %15.0f | %13.2fx | %15.0f | %13.2fx |\n' "$m" "$e" \
-		"$(awk -v a="$e" -v b="${MED[existing]}" 'BEGIN {print a / b}')" "$n" \
-		"$(awk -v a="$n" -v b="${MED[new]}" 'BEGIN {print a / b}')"
+	re=$(ratios "${TPS[existing,helper]}" "${TPS[existing,$m]}" | median)
+	rn=$(ratios "${TPS[new,helper]}" "${TPS[new,$m]}" | median)
+	printf '| %-10s | %15.0f | %17.2fx | %15.0f | %17.2fx |\n' "$m" "$e" "$re" "$n" "$rn"
 done
 echo
-echo "(helper / do_update on the existing path: $(awk -v a="${MED[existing]}" -v b="$(echo "${TPS[existing,do_update]}" | median)" 'BEGIN {printf "%.2f", a / b}')x)"
 
 sql -q -c "$(for m in "${METHODS[@]}"; do echo "DROP TABLE bench_$m;"; done) DROP FUNCTION bench_plpgsql_get(text);"

@@ -140,6 +140,22 @@ txg_index_nulls_not_distinct(Form_pg_index index)
 #endif
 }
 
+/*
+ * A composite Datum that this server's executor has just built, as a
+ * HeapTupleHeader.  Some minor releases (15.20, 17.12) turned
+ * DatumGetHeapTupleHeader() from a macro into a function that also marks
+ * datum tuples made by older minors (HEAP_IS_DATUM); a module built against
+ * their headers then needs a symbol that earlier servers of the same major
+ * lack, and fails to load there.  The datums pg_txguard reads come from
+ * the running server and are already in its format, so detoasting is all
+ * there is to do, on every minor.
+ */
+static inline HeapTupleHeader
+txg_datum_get_tuple_header(Datum d)
+{
+	return (HeapTupleHeader) PG_DETOAST_DATUM(d);
+}
+
 /* is this process a regular client backend (not a walsender)? */
 static inline bool
 txg_is_client_backend(void)

@@ -1887,7 +1887,7 @@ txg_row_differs(TxgCall *call, TxgRow *row, Datum existing)
 {
 	TxgRelInfo *info = call->info;
 	TupleDesc	tupdesc = RelationGetDescr(call->rel);
-	HeapTupleHeader th = DatumGetHeapTupleHeader(existing);
+	HeapTupleHeader th = txg_datum_get_tuple_header(existing);
 	HeapTupleData tuple;
 	Datum	   *values = palloc(sizeof(Datum) * Max(info->natts, 1));
 	bool	   *nulls = palloc(sizeof(bool) * Max(info->natts, 1));
@@ -2286,7 +2286,7 @@ txg_batch_run(FunctionCallInfo fcinfo, TxgOp op, bool status, TxgSrf *srf)
 		}
 		else
 		{
-			HeapTupleHeader th = DatumGetHeapTupleHeader(row->result);
+			HeapTupleHeader th = txg_datum_get_tuple_header(row->result);
 			HeapTupleData tuple;
 
 			tuple.t_len = HeapTupleHeaderGetDatumLength(th);
