@@ -17,7 +17,9 @@ OBJS = \
 	src/events.o \
 	src/timeout.o \
 	src/stats.o \
-	src/sentinel.o
+	src/sentinel.o \
+	src/upsert.o \
+	src/lock.o
 
 EXTENSION = pg_txguard
 DATA = pg_txguard--0.1.sql
@@ -26,11 +28,13 @@ PGFILEDESC = "pg_txguard - see, bound and prevent broken transactions"
 PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 
-REGRESS = setup guc_prefix registry registry_privacy timeout stats
+REGRESS = setup guc_prefix registry registry_privacy timeout stats \
+	upsert upsert_batch upsert_security upsert_lock
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=$(CURDIR)/tmp_check_regress --load-extension=pg_txguard
 
-ISOLATION = registry_states timeout_locks
+ISOLATION = registry_states timeout_locks \
+	upsert_race upsert_delete upsert_serializable upsert_lock_wait
 ISOLATION_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=$(CURDIR)/tmp_check_iso --load-extension=pg_txguard
 
@@ -41,3 +45,8 @@ EXTRA_CLEAN = tmp_check tmp_check_regress tmp_check_iso output_iso
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# NULLS NOT DISTINCT unique indexes exist from PostgreSQL 15 on
+ifeq ($(shell test $(MAJORVERSION) -ge 15 && echo yes),yes)
+REGRESS += upsert_nulls_not_distinct
+endif

@@ -155,3 +155,131 @@ GRANT USAGE ON SCHEMA txguard TO PUBLIC;
 GRANT SELECT ON txguard.transactions TO PUBLIC;
 GRANT SELECT ON txguard.events TO PUBLIC;
 GRANT SELECT ON txguard.stats TO PUBLIC;
+
+-- ------------------------------------------------------------------
+-- Race-free helpers
+-- ------------------------------------------------------------------
+--
+-- Written in C (src/upsert.c, src/lock.c).  SECURITY INVOKER: the caller's
+-- privileges and row-level security apply.  The statements they build name
+-- everything schema-qualified; those that contain an index's expressions
+-- or predicate run with search_path pinned to pg_catalog, pg_temp (in C,
+-- only then: a SET clause here would cost every call a GUC save/restore).
+
+CREATE FUNCTION txguard.insert_or_get(
+    row_type anyelement,
+    vals jsonb,
+    conflict_columns text[] DEFAULT NULL)
+RETURNS anyelement
+AS 'MODULE_PATHNAME', 'txguard_insert_or_get'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE SECURITY INVOKER;
+
+COMMENT ON FUNCTION txguard.insert_or_get(anyelement, jsonb, text[]) IS
+'Insert the row given by vals, or return the row that already holds its key; never a duplicate, never a unique violation';
+
+CREATE FUNCTION txguard.insert_or_get_created(
+    row_type anyelement,
+    vals jsonb,
+    conflict_columns text[] DEFAULT NULL,
+    OUT r anyelement,
+    OUT created boolean)
+RETURNS record
+AS 'MODULE_PATHNAME', 'txguard_insert_or_get_created'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE SECURITY INVOKER;
+
+COMMENT ON FUNCTION txguard.insert_or_get_created(anyelement, jsonb, text[]) IS
+'txguard.insert_or_get, also telling whether the row was created';
+
+CREATE FUNCTION txguard.upsert(
+    row_type anyelement,
+    vals jsonb,
+    conflict_columns text[] DEFAULT NULL,
+    update_columns text[] DEFAULT NULL)
+RETURNS anyelement
+AS 'MODULE_PATHNAME', 'txguard_upsert'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE SECURITY INVOKER;
+
+COMMENT ON FUNCTION txguard.upsert(anyelement, jsonb, text[], text[]) IS
+'Insert the row given by vals, or update the non-key columns of the row that holds its key; writes nothing when nothing would change';
+
+CREATE FUNCTION txguard.upsert_created(
+    row_type anyelement,
+    vals jsonb,
+    conflict_columns text[] DEFAULT NULL,
+    update_columns text[] DEFAULT NULL,
+    OUT r anyelement,
+    OUT created boolean,
+    OUT updated boolean)
+RETURNS record
+AS 'MODULE_PATHNAME', 'txguard_upsert_created'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE SECURITY INVOKER;
+
+COMMENT ON FUNCTION txguard.upsert_created(anyelement, jsonb, text[], text[]) IS
+'txguard.upsert, also telling whether the row was created or updated';
+
+CREATE FUNCTION txguard.insert_or_get_many(
+    row_type anyelement,
+    vals jsonb,
+    conflict_columns text[] DEFAULT NULL)
+RETURNS SETOF anyelement
+AS 'MODULE_PATHNAME', 'txguard_insert_or_get_many'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE SECURITY INVOKER;
+
+COMMENT ON FUNCTION txguard.insert_or_get_many(anyelement, jsonb, text[]) IS
+'txguard.insert_or_get for a JSON array of rows: one result per distinct key, in input order';
+
+CREATE FUNCTION txguard.insert_or_get_many_created(
+    row_type anyelement,
+    vals jsonb,
+    conflict_columns text[] DEFAULT NULL,
+    OUT r anyelement,
+    OUT created boolean)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'txguard_insert_or_get_many_created'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE SECURITY INVOKER;
+
+COMMENT ON FUNCTION txguard.insert_or_get_many_created(anyelement, jsonb, text[]) IS
+'txguard.insert_or_get_many, also telling which rows were created';
+
+CREATE FUNCTION txguard.upsert_many(
+    row_type anyelement,
+    vals jsonb,
+    conflict_columns text[] DEFAULT NULL,
+    update_columns text[] DEFAULT NULL)
+RETURNS SETOF anyelement
+AS 'MODULE_PATHNAME', 'txguard_upsert_many'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE SECURITY INVOKER;
+
+COMMENT ON FUNCTION txguard.upsert_many(anyelement, jsonb, text[], text[]) IS
+'txguard.upsert for a JSON array of rows: one result per distinct key, in input order';
+
+CREATE FUNCTION txguard.upsert_many_created(
+    row_type anyelement,
+    vals jsonb,
+    conflict_columns text[] DEFAULT NULL,
+    update_columns text[] DEFAULT NULL,
+    OUT r anyelement,
+    OUT created boolean,
+    OUT updated boolean)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'txguard_upsert_many_created'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE SECURITY INVOKER;
+
+COMMENT ON FUNCTION txguard.upsert_many_created(anyelement, jsonb, text[], text[]) IS
+'txguard.upsert_many, also telling which rows were created or updated';
+
+CREATE FUNCTION txguard.lock(key text, timeout interval DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'txguard_lock'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE SECURITY INVOKER;
+
+COMMENT ON FUNCTION txguard.lock(text, interval) IS
+'Take the named transaction-scoped mutex key, waiting at most timeout (default: lock_timeout)';
+
+CREATE FUNCTION txguard.lock_key(key text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'txguard_lock_key'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE SECURITY INVOKER;
+
+COMMENT ON FUNCTION txguard.lock_key(text) IS
+'The 64-bit key txguard.lock uses for key: (classid::bigint << 32) | objid in pg_locks, with objsubid 29799';

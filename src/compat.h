@@ -29,6 +29,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_authid.h"
+#include "catalog/pg_index.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -163,77 +164,14 @@ txg_proc_xid(PGPROC *proc)
 #define TXG_POST_PARSE_ANALYZE_PASS pstate, query
 #endif
 
-/*
- * Core transaction_timeout (17).  pg_txguard's own transaction timeout
- * coexists with it: whichever deadline comes first wins.  This returns the
- * core deadline of the current transaction when one is armed.
- */
-#if PG_VERSION_NUM >= 170000
-#define TXG_HAVE_CORE_TRANSACTION_TIMEOUT 1
-#endif
-
-static inline int
-txg_core_transaction_timeout(void)
-{
-#if PG_VERSION_NUM >= 170000
-	return TransactionTimeout;
-#else
-	return 0;
-#endif
-}
-
+/* NULLS NOT DISTINCT unique indexes (15); before, NULLs were always distinct */
 static inline bool
-txg_core_transaction_deadline(TimestampTz *deadline)
+txg_index_nulls_not_distinct(Form_pg_index index)
 {
-#if PG_VERSION_NUM >= 170000
-	if (TransactionTimeout > 0 && get_timeout_active(TRANSACTION_TIMEOUT))
-	{
-		*deadline = get_timeout_finish_time(TRANSACTION_TIMEOUT);
-		return true;
-	}
-#endif
+#if PG_VERSION_NUM >= 150000
+	return index->indnullsnotdistinct;
+#else
 	return false;
-}
-
-/*
- * Wait event for WaitLatch and friends.  From 17, an extension names its
- * own wait events (shown in pg_stat_activity.wait_event); older majors
- * show every extension wait as "Extension".  Call it in the process that
- * waits, after shared memory is attached (not from _PG_init), and keep the
- * result: each call with a new name uses a slot of a shared table.
- */
-static inline uint32
-txg_wait_event(const char *name)
-{
-#if PG_VERSION_NUM >= 170000
-	return WaitEventExtensionNew(name);
-#else
-	return PG_WAIT_EXTENSION;
-#endif
-}
-
-/* query id of the running statement (14; uint64 until 17, int64 from 18) */
-static inline int64
-txg_my_query_id(void)
-{
-#if PG_VERSION_NUM >= 140000
-	return (int64) pgstat_get_my_query_id();
-#else
-	return 0;
-#endif
-}
-
-/*
- * Entry idx (1-based) of the local snapshot of backend statuses:
- * pgstat_fetch_stat_local_beentry() was renamed in 16.
- */
-static inline LocalPgBackendStatus *
-txg_local_beentry(int idx)
-{
-#if PG_VERSION_NUM >= 160000
-	return pgstat_get_local_beentry_by_index(idx);
-#else
-	return pgstat_fetch_stat_local_beentry(idx);
 #endif
 }
 
@@ -241,6 +179,22 @@ txg_local_beentry(int idx)
 #ifndef ERRCODE_TRANSACTION_TIMEOUT
 #define ERRCODE_TRANSACTION_TIMEOUT MAKE_SQLSTATE('2','5','P','0','4')
 #endif
+
+/*
+ * A composite Datum that this server's executor has just built, as a
+ * HeapTupleHeader.  Some minor releases (15.20, 17.12) turned
+ * DatumGetHeapTupleHeader() from a macro into a function that also marks
+ * datum tuples made by older minors (HEAP_IS_DATUM); a module built against
+ * their headers then needs a symbol that earlier servers of the same major
+ * lack, and fails to load there.  The datums pg_txguard reads come from
+ * the running server and are already in its format, so detoasting is all
+ * there is to do, on every minor.
+ */
+static inline HeapTupleHeader
+txg_datum_get_tuple_header(Datum d)
+{
+	return (HeapTupleHeader) PG_DETOAST_DATUM(d);
+}
 
 /* is this process a regular client backend (not a walsender)? */
 static inline bool
