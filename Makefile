@@ -30,12 +30,12 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 
 REGRESS = setup guc_prefix registry registry_privacy timeout stats \
 	upsert upsert_batch upsert_security upsert_lock
-REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
+REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --encoding=UTF8 \
 	--temp-instance=$(CURDIR)/tmp_check_regress --load-extension=pg_txguard
 
 ISOLATION = registry_states timeout_locks \
 	upsert_race upsert_delete upsert_serializable upsert_lock_wait
-ISOLATION_OPTS = --temp-config=$(srcdir)/test/regress.conf \
+ISOLATION_OPTS = --temp-config=$(srcdir)/test/regress.conf --encoding=UTF8 \
 	--temp-instance=$(CURDIR)/tmp_check_iso --load-extension=pg_txguard
 
 TAP_TESTS = 1
