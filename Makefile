@@ -50,3 +50,6 @@ include $(PGXS)
 ifeq ($(shell test $(MAJORVERSION) -ge 15 && echo yes),yes)
 REGRESS += upsert_nulls_not_distinct
 endif
+
+# every object depends on the shared headers
+$(OBJS): src/pg_txguard.h src/compat.h src/srf.h

@@ -197,13 +197,8 @@ backend_exit(int code, Datum arg)
 static bool
 is_block_boundary(Node *parsetree, bool *rollback)
 {
-	TransactionStmt *stmt;
-
 	*rollback = false;
-	if (parsetree == NULL || !IsA(parsetree, TransactionStmt))
-		return false;
-	stmt = (TransactionStmt *) parsetree;
-	switch (stmt->kind)
+	switch (txg_transaction_kind(parsetree))
 	{
 		case TRANS_STMT_ROLLBACK:
 			*rollback = true;
@@ -286,8 +281,7 @@ end_of_xact(bool in_procedure)
 static bool
 is_commit(Node *parsetree)
 {
-	return parsetree != NULL && IsA(parsetree, TransactionStmt) &&
-		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT;
+	return txg_transaction_kind(parsetree) == TRANS_STMT_COMMIT;
 }
 
 static PlannedStmt *

@@ -15,8 +15,18 @@
 
 #include "datatype/timestamp.h"
 #include "nodes/nodes.h"
+#include "nodes/parsenodes.h"
 #include "storage/lwlock.h"
 #include "utils/elog.h"
+
+/* the kind of a transaction control statement, or -1 for any other */
+static inline int
+txg_transaction_kind(Node *parsetree)
+{
+	if (parsetree == NULL || !IsA(parsetree, TransactionStmt))
+		return -1;
+	return (int) ((TransactionStmt *) parsetree)->kind;
+}
 
 /* guc.c */
 extern int	txg_track_statement_size;

@@ -223,12 +223,7 @@ txg_timeout_xact_start(void)
 static bool
 is_exit_statement(Node *parsetree)
 {
-	TransactionStmt *stmt;
-
-	if (parsetree == NULL || !IsA(parsetree, TransactionStmt))
-		return false;
-	stmt = (TransactionStmt *) parsetree;
-	switch (stmt->kind)
+	switch (txg_transaction_kind(parsetree))
 	{
 		case TRANS_STMT_ROLLBACK:
 		case TRANS_STMT_ROLLBACK_TO:
@@ -480,6 +475,19 @@ capture_report(TxgEventKind kind)
 	report_pending = true;
 }
 
+/* give the client's error this module's SQLSTATE, message, detail and hint */
+static void
+shape_report(ErrorData *edata, const char *message, const char *advice)
+{
+	edata->sqlerrcode = ERRCODE_TRANSACTION_TIMEOUT;
+	edata->message = pstrdup(message);
+	edata->message_id = message;
+	edata->detail = psprintf("The transaction had been open for %d ms, longer than its limit of %d ms.",
+							 ms_since(xact_start), deadline_limit);
+	edata->hint = psprintf("The limit is set by \"%s\". %s",
+						   deadline_setting, advice);
+}
+
 static void
 txg_emit_log_hook(ErrorData *edata)
 {
@@ -491,26 +499,16 @@ txg_emit_log_hook(ErrorData *edata)
 		{
 			requested = ACTION_NONE;
 			capture_report(TXG_EVENT_TIMEOUT_CANCEL);
-			edata->sqlerrcode = ERRCODE_TRANSACTION_TIMEOUT;
-			edata->message = pstrdup("canceling statement due to transaction timeout");
-			edata->message_id = "canceling statement due to transaction timeout";
-			edata->detail = psprintf("The transaction had been open for %d ms, longer than its limit of %d ms.",
-									 ms_since(xact_start), deadline_limit);
-			edata->hint = psprintf("The limit is set by \"%s\". Roll back the transaction.",
-								   deadline_setting);
+			shape_report(edata, "canceling statement due to transaction timeout",
+						 "Roll back the transaction.");
 		}
 		else if (requested == ACTION_TERMINATE && is_our_termination(edata))
 		{
 			requested = ACTION_NONE;
 			terminated = true;
 			capture_report(TXG_EVENT_TIMEOUT_TERMINATE);
-			edata->sqlerrcode = ERRCODE_TRANSACTION_TIMEOUT;
-			edata->message = pstrdup("terminating connection due to transaction timeout");
-			edata->message_id = "terminating connection due to transaction timeout";
-			edata->detail = psprintf("The transaction had been open for %d ms, longer than its limit of %d ms.",
-									 ms_since(xact_start), deadline_limit);
-			edata->hint = psprintf("The limit is set by \"%s\". Commit or roll back transactions before it expires.",
-								   deadline_setting);
+			shape_report(edata, "terminating connection due to transaction timeout",
+						 "Commit or roll back transactions before it expires.");
 		}
 		else if (requested == ACTION_CANCEL && edata->elevel >= ERROR)
 			requested = ACTION_NONE;	/* another error came first */
