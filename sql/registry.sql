@@ -81,6 +81,27 @@ SELECT label, statements, first_statement FROM proc_log ORDER BY label;
 SELECT (SELECT xact_start FROM proc_log WHERE label = 'first') <
        (SELECT xact_start FROM proc_log WHERE label = 'second') AS new_transaction;
 
+-- statements the client did not send are not counted: a deferred trigger
+-- (like a foreign key check) that runs SQL at COMMIT
+CREATE TABLE commit_log (statements bigint, last_statement text);
+CREATE FUNCTION log_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO commit_log SELECT statements, last_statement
+      FROM txguard.transactions WHERE pid = pg_backend_pid();
+    RETURN NULL;
+END $$;
+CREATE TABLE deferred_t (x int);
+CREATE CONSTRAINT TRIGGER deferred_log AFTER INSERT ON deferred_t
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION log_at_commit();
+BEGIN;
+INSERT INTO deferred_t VALUES (1);
+SELECT 'last' AS l;
+COMMIT;
+SELECT * FROM commit_log;
+DROP TABLE deferred_t;
+DROP FUNCTION log_at_commit();
+DROP TABLE commit_log;
+
 -- statement texts: leading and trailing white space is dropped, and a long
 -- statement is cut at a character boundary at txguard.track_statement_size bytes
    SELECT 'padded' AS p   \; SELECT '[' || first_statement || ']' AS first FROM txguard.transactions WHERE pid = pg_backend_pid();

@@ -73,6 +73,28 @@ COMMIT;
 SELECT v AS not_committed FROM tt WHERE id = 1;
 RESET txguard.transaction_timeout;
 
+-- COMMIT AND CHAIN: the chained transaction has its own deadline
+SET txguard.transaction_timeout = '20s';
+BEGIN;
+SELECT 1 AS before_chain;
+COMMIT AND CHAIN;
+SELECT deadline - xact_start AS chained_limit, statements
+  FROM txguard.transactions WHERE pid = pg_backend_pid();
+COMMIT;
+SET txguard.transaction_timeout = '300ms';
+BEGIN;
+COMMIT AND CHAIN;
+SELECT pg_sleep(2);
+ROLLBACK;
+
+-- after an error and ROLLBACK TO SAVEPOINT in the same query string, the
+-- next statement is still bounded
+BEGIN;
+SAVEPOINT s;
+SELECT 1 / count(*) FROM pg_class WHERE false;
+ROLLBACK TO SAVEPOINT s \; SELECT pg_sleep(2);
+ROLLBACK;
+
 -- SET, SET LOCAL and RESET move the deadline of the running transaction
 SET txguard.transaction_timeout = '20s';
 BEGIN;

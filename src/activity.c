@@ -41,6 +41,7 @@
 #include "parser/analyze.h"
 #include "parser/scansup.h"
 #include "storage/ipc.h"
+#include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
@@ -66,6 +67,16 @@ static int	top_len = 0;
 
 /* the running top-level statement is ROLLBACK (or ABORT) */
 static bool user_rollback = false;
+
+/* the running top-level statement is CALL or DO: it may commit */
+static bool in_call = false;
+
+/*
+ * The outcome of a transaction aborted by an error, counted when it ends:
+ * failed (or timed_out) when the client rolls it back, abandoned when the
+ * client leaves it.  TXG_OUTCOME_COUNT: none.
+ */
+static TxgOutcome deferred_outcome = TXG_OUTCOME_COUNT;
 
 /* the outcome of the registry's current transaction has been counted */
 static bool outcome_recorded = false;
@@ -176,6 +187,8 @@ backend_exit(int code, Datum arg)
 			txg_event_report(&event);
 			record_outcome(TXG_OUTCOME_BLOCKER_TERMINATED);
 		}
+		else if (deferred_outcome == TXG_OUTCOME_TIMED_OUT)
+			record_outcome(TXG_OUTCOME_TIMED_OUT);
 		else
 		{
 			memset(&event, 0, sizeof(event));
@@ -248,16 +261,18 @@ top_statement(const char *source, int location, int length, bool counted)
  */
 static void
 statement_start(const char *source, int location, int length,
-				Node *parsetree)
+				Node *parsetree, bool top_level)
 {
 	bool		new_xact;
 
-	if (nesting_level == 0)
+	if (top_level)
 	{
 		bool		rollback;
 		bool		boundary = is_block_boundary(parsetree, &rollback);
 
 		user_rollback = rollback;
+		in_call = parsetree != NULL &&
+			(IsA(parsetree, CallStmt) || IsA(parsetree, DoStmt));
 		new_xact = top_statement(source, location, length, !boundary);
 	}
 	else
@@ -265,16 +280,36 @@ statement_start(const char *source, int location, int length,
 
 	if (new_xact)
 		txg_timeout_xact_start();
-	txg_timeout_statement(parsetree, nesting_level == 0);
+	txg_timeout_statement(parsetree, top_level);
+}
+
+/*
+ * Is this executor start a statement the client sent?  At nesting level 0
+ * there are also statements the client did not send: deferred triggers
+ * (foreign key checks) fired by COMMIT, functions evaluated while
+ * planning.  The client's statement is the one in debug_query_string
+ * (the Bind message's is a copy of it).
+ */
+static inline bool
+is_client_statement(const char *source)
+{
+	if (nesting_level > 0 || source == NULL || debug_query_string == NULL)
+		return false;
+	return source == debug_query_string ||
+		strcmp(source, debug_query_string) == 0;
 }
 
 /* the transaction the registry describes is over */
 static void
 end_of_xact(bool in_procedure)
 {
+	if (deferred_outcome != TXG_OUTCOME_COUNT)
+		record_outcome(deferred_outcome);
+	deferred_outcome = TXG_OUTCOME_COUNT;
 	txg_timeout_xact_end(in_procedure);
 	txg_registry_xact_end();
 	outcome_recorded = false;
+	user_rollback = false;
 }
 
 /* COMMIT (or END) of a transaction past its deadline rolls back */
@@ -306,7 +341,8 @@ txg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	if (track_this_backend())
 		statement_start(queryDesc->sourceText,
 						queryDesc->plannedstmt->stmt_location,
-						queryDesc->plannedstmt->stmt_len, NULL);
+						queryDesc->plannedstmt->stmt_len, NULL,
+						is_client_statement(queryDesc->sourceText));
 
 	if (prev_ExecutorStart)
 		prev_ExecutorStart(queryDesc, eflags);
@@ -317,6 +353,13 @@ txg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 static void
 txg_ExecutorRun(TXG_EXECUTOR_RUN_ARGS)
 {
+	/* an Execute message may run a portal bound before the last Sync */
+	if (nesting_level == 0 && backend_ready)
+	{
+		txg_registry_resume();
+		txg_timeout_busy();
+	}
+
 	nesting_level++;
 	PG_TRY();
 	{
@@ -383,7 +426,8 @@ txg_ProcessUtility(TXG_PROCESS_UTILITY_ARGS)
 	if (track_this_backend())
 	{
 		statement_start(queryString, pstmt->stmt_location, pstmt->stmt_len,
-						pstmt->utilityStmt);
+						pstmt->utilityStmt,
+						nesting_level == 0 && context == PROCESS_UTILITY_TOPLEVEL);
 		if (nesting_level == 0 && is_commit(pstmt->utilityStmt) &&
 			txg_timeout_expired())
 		{
@@ -420,7 +464,7 @@ xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_COMMIT:
 			record_outcome(TXG_OUTCOME_COMMITTED);
-			end_of_xact(nesting_level > 0);
+			end_of_xact(nesting_level > 0 && in_call);
 			break;
 		case XACT_EVENT_PREPARE:
 			/* its outcome is decided later, by COMMIT/ROLLBACK PREPARED */
@@ -436,17 +480,19 @@ xact_callback(XactEvent event, void *arg)
 			 * by an error leaves an aborted transaction block behind (or,
 			 * outside a block, ends at ReadyForQuery).
 			 */
-			if (txg_timeout_expired())
-				record_outcome(TXG_OUTCOME_TIMED_OUT);
-			else if (user_rollback || nesting_level > 0)
-				record_outcome(TXG_OUTCOME_ROLLED_BACK);
+			if (user_rollback || (nesting_level > 0 && in_call))
+			{
+				record_outcome(txg_timeout_expired() ? TXG_OUTCOME_TIMED_OUT :
+							   TXG_OUTCOME_ROLLED_BACK);
+				end_of_xact(nesting_level > 0 && in_call);
+			}
 			else
-				record_outcome(TXG_OUTCOME_FAILED);
-
-			if (user_rollback || nesting_level > 0)
-				end_of_xact(nesting_level > 0);
-			else
+			{
+				if (!outcome_recorded)
+					deferred_outcome = txg_timeout_expired() ?
+						TXG_OUTCOME_TIMED_OUT : TXG_OUTCOME_FAILED;
 				txg_timeout_flush();
+			}
 			break;
 		default:
 			break;
@@ -468,12 +514,15 @@ ready_for_query(char status)
 	top_text = NULL;
 	top_len = 0;
 	user_rollback = false;
+	in_call = false;
 	nesting_level = 0;
 
 	switch (status)
 	{
 		case 'T':
-			txg_registry_idle(false);
+			/* COMMIT AND CHAIN started one no statement has shown yet */
+			if (txg_registry_idle(false))
+				txg_timeout_xact_start();
 			break;
 		case 'E':
 			txg_registry_idle(true);

@@ -30,6 +30,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "srf.h"
@@ -360,8 +361,10 @@ txguard_events(PG_FUNCTION_ARGS)
 	txg_srf_begin(fcinfo, &srf);
 
 	/* copy the ring under the lock, build tuples after releasing it */
-	copy = palloc(sizeof(TxgEvent) * ring->size);
-	texts = palloc((Size) ring->size * 2 * ring->text_size);
+	copy = MemoryContextAllocHuge(CurrentMemoryContext,
+								  sizeof(TxgEvent) * (Size) ring->size);
+	texts = MemoryContextAllocHuge(CurrentMemoryContext,
+								   (Size) ring->size * 2 * ring->text_size);
 	LWLockAcquire(ring->lock, LW_SHARED);
 	for (seq = ring->next_seq - 1; seq >= 1 && n < ring->size; seq--)
 	{
@@ -397,7 +400,8 @@ txguard_events(PG_FUNCTION_ARGS)
 		values[3] = ObjectIdGetDatum(e->dbid);
 		values[4] = ObjectIdGetDatum(e->userid);
 		values[5] = CStringGetTextDatum(e->appname);
-		if (e->client_addr[0] != '\0')
+		/* as in pg_stat_activity, the address is private too */
+		if (visible && e->client_addr[0] != '\0')
 			values[6] = CStringGetTextDatum(e->client_addr);
 		else
 			nulls[6] = true;

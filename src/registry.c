@@ -302,22 +302,46 @@ txg_registry_continue(const char *text, int len)
 	return true;
 }
 
-/* the backend waits for the client inside a transaction */
-void
+/*
+ * The backend waits for the client inside a transaction.  Returns whether
+ * that transaction is one no statement has shown yet (one that COMMIT AND
+ * CHAIN started, say), for which a record was opened.
+ */
+bool
 txg_registry_idle(bool aborted)
 {
 	TxgSlot    *slot = MySlot;
 	TimestampTz now;
+	bool		new_xact;
 
 	if (slot == NULL)
-		return;
+		return false;
 	now = GetCurrentTimestamp();
+	new_xact = !aborted && slot_is_stale(slot, txg_proc_lxid(MyProc));
 
 	slot_begin_write(slot);
-	if (!slot->in_xact)
+	if (new_xact || !slot->in_xact)
 		slot_start_xact(slot, txg_proc_lxid(MyProc));
 	slot->state = aborted ? TXG_STATE_IDLE_ABORTED : TXG_STATE_IDLE;
 	slot->state_since = now;
+	slot_end_write(slot);
+	return new_xact;
+}
+
+/*
+ * The backend runs a portal again without a new statement (an Execute
+ * message for a portal bound earlier, after a Sync): it is active again.
+ */
+void
+txg_registry_resume(void)
+{
+	TxgSlot    *slot = MySlot;
+
+	if (slot == NULL || !slot->in_xact || slot->state == TXG_STATE_ACTIVE)
+		return;
+	slot_begin_write(slot);
+	slot->state = TXG_STATE_ACTIVE;
+	slot->state_since = GetCurrentStatementStartTimestamp();
 	slot_end_write(slot);
 }
 

@@ -54,6 +54,7 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "pgstat.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "utils/elog.h"
@@ -121,6 +122,20 @@ effective_limit(int timeout, int cap, const char **setting)
 	return 0;
 }
 
+/*
+ * A cancel we asked for can no longer apply (the transaction ended, or
+ * the backend went idle): withdraw it, lest it hit the next statement.
+ */
+static void
+withdraw_cancel(void)
+{
+	if (requested == ACTION_CANCEL)
+	{
+		requested = ACTION_NONE;
+		QueryCancelPending = false;
+	}
+}
+
 /* ask for the session to end at the next CHECK_FOR_INTERRUPTS */
 static void
 request_terminate(void)
@@ -135,8 +150,10 @@ request_terminate(void)
 static void
 transaction_timeout_handler(void)
 {
-	if (!timer_live)
-		return;					/* the transaction is over */
+	uint32		wait_event;
+
+	if (!timer_live || MyProc == NULL || proc_exit_inprogress)
+		return;					/* the transaction, or the backend, is over */
 	expired = true;
 	if (escape_watch)
 	{
@@ -146,7 +163,13 @@ transaction_timeout_handler(void)
 	}
 	if (idle_aborted)
 		return;					/* aborted and idle: holds no locks */
-	if (at_client || MyProc->wait_event_info == WAIT_EVENT_CLIENT_READ)
+	/*
+	 * Waiting for the client, to read or to write, only ProcDiePending is
+	 * honoured.
+	 */
+	wait_event = MyProc->wait_event_info;
+	if (at_client || wait_event == WAIT_EVENT_CLIENT_READ ||
+		wait_event == WAIT_EVENT_CLIENT_WRITE)
 		request_terminate();
 	else
 	{
@@ -249,6 +272,7 @@ void
 txg_timeout_statement(Node *parsetree, bool top_level)
 {
 	at_client = false;
+	idle_aborted = false;
 	if (!guarding || deadline == 0)
 		return;
 
@@ -291,6 +315,7 @@ void
 txg_timeout_busy(void)
 {
 	at_client = false;
+	idle_aborted = false;
 }
 
 /* the backend sends ReadyForQuery with this transaction status */
@@ -304,8 +329,7 @@ txg_timeout_idle(char status)
 
 	idle_aborted = (status == 'E');
 	at_client = true;
-	if (requested == ACTION_CANCEL)
-		requested = ACTION_NONE;	/* a cancel that arrived too late */
+	withdraw_cancel();			/* one that arrived too late */
 	if (status == 'T' && expired && deadline != 0 && timeout_registered)
 	{
 		/*
@@ -336,8 +360,7 @@ txg_timeout_xact_end(bool in_procedure)
 	expired = false;
 	idle_aborted = false;
 	escape_watch = false;
-	if (requested == ACTION_CANCEL)
-		requested = ACTION_NONE;
+	withdraw_cancel();
 	if (deadline != 0 && get_timeout_active(timeout_id))
 		disable_timeout(timeout_id, false);
 	deadline = 0;
@@ -390,6 +413,9 @@ void
 txg_timeout_backend_exit(void)
 {
 	txg_timeout_flush();
+	timer_live = false;
+	if (timeout_registered && get_timeout_active(timeout_id))
+		disable_timeout(timeout_id, false);
 }
 
 /* did the timeout end this session? */

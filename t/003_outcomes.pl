@@ -111,6 +111,24 @@ INSERT INTO orders VALUES (10, 'shipped');
 	is(stats(), '9 2 2 2 1 1 0', 'SIGKILL: abandoned counted (with the SET and the check)');
 }
 
+# --- a transaction aborted by an error, then left by the client: abandoned ---
+{
+	my ($before_failed, $before_abandoned) = split / /, $node->safe_psql('postgres',
+		"SELECT failed || ' ' || abandoned FROM txguard.stats WHERE datname = 'work'");
+	run_work(q{
+SET application_name = 'gave-up';
+BEGIN;
+INSERT INTO orders VALUES (1, 'duplicate');
+});
+	ok( $node->poll_query_until('postgres',
+			"SELECT count(*) = 1 FROM txguard.events WHERE kind = 'abandoned' AND application_name = 'gave-up'"),
+		'aborted, then left: abandoned event');
+	is( $node->safe_psql('postgres',
+			"SELECT failed || ' ' || abandoned FROM txguard.stats WHERE datname = 'work'"),
+		$before_failed . ' ' . ($before_abandoned + 1),
+		'aborted, then left: counted once, as abandoned');
+}
+
 # --- txguard.log_abandoned off: event and counter, no LOG line ---
 {
 	$node->safe_psql('postgres', "ALTER SYSTEM SET txguard.log_abandoned = off");
