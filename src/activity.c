@@ -421,14 +421,15 @@ nested_process_utility(TXG_PROCESS_UTILITY_ARGS)
 static void
 txg_ProcessUtility(TXG_PROCESS_UTILITY_ARGS)
 {
+	bool		top_level = nesting_level == 0 &&
+		context == PROCESS_UTILITY_TOPLEVEL;
 	bool		rolled_back = false;
 
 	if (track_this_backend())
 	{
 		statement_start(queryString, pstmt->stmt_location, pstmt->stmt_len,
-						pstmt->utilityStmt,
-						nesting_level == 0 && context == PROCESS_UTILITY_TOPLEVEL);
-		if (nesting_level == 0 && is_commit(pstmt->utilityStmt) &&
+						pstmt->utilityStmt, top_level);
+		if (top_level && is_commit(pstmt->utilityStmt) &&
 			txg_timeout_expired())
 		{
 			pstmt = rollback_instead(pstmt);

@@ -72,7 +72,10 @@ extern void txg_registry_resume(void);
 extern void txg_registry_xact_end(void);
 extern void txg_registry_set_deadline(TimestampTz deadline);
 extern TimestampTz txg_registry_xact_start(void);
-extern int	txg_blocked_by(int pid, int *pids, int max);
+/* who waits for whose locks, read once and asked about several sessions */
+typedef struct TxgLockWaiters TxgLockWaiters;
+extern TxgLockWaiters *txg_lock_waiters(void);
+extern int	txg_blocked_by(TxgLockWaiters *waiters, int pid, int *pids, int max);
 
 /* what the registry knows of this backend's transaction, for reports */
 typedef struct TxgXactInfo

@@ -482,18 +482,26 @@ typedef struct LockWaiter
 	int		   *blockers;
 } LockWaiter;
 
+/* every session waiting for a heavyweight lock, at one moment */
+struct TxgLockWaiters
+{
+	int			n;
+	LockWaiter *waiters;
+};
+
 /*
  * Find the backends that wait for a heavyweight lock (their wait event
  * says so; reading it takes no lock) and ask pg_blocking_pids() whom each
  * waits for.  With nobody waiting, the lock manager is not touched.
  */
-static LockWaiter *
-collect_lock_waiters(int *nwaiters)
+TxgLockWaiters *
+txg_lock_waiters(void)
 {
-	LockWaiter *waiters = NULL;
-	int			n = 0;
+	TxgLockWaiters *result = palloc0(sizeof(TxgLockWaiters));
 	int			i;
 
+	if (registry == NULL)
+		return result;
 	for (i = 0; i < registry->nslots; i++)
 	{
 		volatile PGPROC *proc = &ProcGlobal->allProcs[i];
@@ -502,6 +510,7 @@ collect_lock_waiters(int *nwaiters)
 		ArrayType  *arr;
 		Datum	   *elems;
 		int			nelems;
+		LockWaiter *w;
 		int			j;
 
 		if (pid == 0 || (wait & 0xFF000000) != PG_WAIT_LOCK)
@@ -514,36 +523,38 @@ collect_lock_waiters(int *nwaiters)
 		if (nelems == 0)
 			continue;
 
-		if (waiters == NULL)
-			waiters = palloc(sizeof(LockWaiter) * registry->nslots);
-		waiters[n].pid = pid;
-		waiters[n].nblockers = nelems;
-		waiters[n].blockers = palloc(sizeof(int) * nelems);
+		if (result->waiters == NULL)
+			result->waiters = palloc(sizeof(LockWaiter) * registry->nslots);
+		w = &result->waiters[result->n++];
+		w->pid = pid;
+		w->nblockers = nelems;
+		w->blockers = palloc(sizeof(int) * nelems);
 		for (j = 0; j < nelems; j++)
-			waiters[n].blockers[j] = DatumGetInt32(elems[j]);
-		n++;
+			w->blockers[j] = DatumGetInt32(elems[j]);
 	}
-	*nwaiters = n;
-	return waiters;
+	return result;
 }
 
-/* the sorted array of waiters blocked by "pid" */
-static Datum
-blocked_by(int pid, LockWaiter *waiters, int nwaiters)
+/*
+ * Put the pids of the sessions waiting for a lock "pid" holds into
+ * "pids" (room for waiters->n), sorted; return how many there are.
+ */
+static int
+blocked_pids(TxgLockWaiters *waiters, int pid, int *pids)
 {
-	Datum	   *elems = palloc(sizeof(Datum) * Max(nwaiters, 1));
 	int			n = 0;
 	int			i;
 
-	for (i = 0; i < nwaiters; i++)
+	for (i = 0; i < waiters->n; i++)
 	{
+		LockWaiter *w = &waiters->waiters[i];
 		int			j;
 
-		for (j = 0; j < waiters[i].nblockers; j++)
+		for (j = 0; j < w->nblockers; j++)
 		{
-			if (waiters[i].blockers[j] == pid)
+			if (w->blockers[j] == pid)
 			{
-				elems[n++] = Int32GetDatum(waiters[i].pid);
+				pids[n++] = w->pid;
 				break;
 			}
 		}
@@ -551,16 +562,30 @@ blocked_by(int pid, LockWaiter *waiters, int nwaiters)
 	/* waiters were collected in proc order; present them by pid */
 	for (i = 1; i < n; i++)
 	{
-		Datum		d = elems[i];
+		int			p = pids[i];
 		int			j = i - 1;
 
-		while (j >= 0 && DatumGetInt32(elems[j]) > DatumGetInt32(d))
+		while (j >= 0 && pids[j] > p)
 		{
-			elems[j + 1] = elems[j];
+			pids[j + 1] = pids[j];
 			j--;
 		}
-		elems[j + 1] = d;
+		pids[j + 1] = p;
 	}
+	return n;
+}
+
+/* the same, as an int[] Datum */
+static Datum
+blocked_by(TxgLockWaiters *waiters, int pid)
+{
+	int		   *pids = palloc(sizeof(int) * Max(waiters->n, 1));
+	Datum	   *elems = palloc(sizeof(Datum) * Max(waiters->n, 1));
+	int			n = blocked_pids(waiters, pid, pids);
+	int			i;
+
+	for (i = 0; i < n; i++)
+		elems[i] = Int32GetDatum(pids[i]);
 	return PointerGetDatum(construct_array(elems, n, INT4OID, sizeof(int32),
 										   true, TYPALIGN_INT));
 }
@@ -570,23 +595,13 @@ blocked_by(int pid, LockWaiter *waiters, int nwaiters)
  * holds, sorted; returns how many there are in all.
  */
 int
-txg_blocked_by(int pid, int *pids, int max)
+txg_blocked_by(TxgLockWaiters *waiters, int pid, int *pids, int max)
 {
-	LockWaiter *waiters;
-	int			nwaiters;
-	ArrayType  *arr;
-	Datum	   *elems;
-	int			n;
-	int			i;
+	int		   *all = palloc(sizeof(int) * Max(waiters->n, 1));
+	int			n = blocked_pids(waiters, pid, all);
 
-	if (registry == NULL)
-		return 0;
-	waiters = collect_lock_waiters(&nwaiters);
-	arr = DatumGetArrayTypeP(blocked_by(pid, waiters, nwaiters));
-	deconstruct_array(arr, INT4OID, sizeof(int32), true, TYPALIGN_INT,
-					  &elems, NULL, &n);
-	for (i = 0; i < n && i < max; i++)
-		pids[i] = DatumGetInt32(elems[i]);
+	memcpy(pids, all, sizeof(int) * Min(n, max));
+	pfree(all);
 	return n;
 }
 
@@ -671,8 +686,7 @@ txguard_transactions(PG_FUNCTION_ARGS)
 {
 	TxgSrf		srf;
 	SlotCopy	copy;
-	LockWaiter *waiters;
-	int			nwaiters;
+	TxgLockWaiters *waiters;
 	TimestampTz now;
 	int			i;
 
@@ -681,7 +695,7 @@ txguard_transactions(PG_FUNCTION_ARGS)
 
 	copy.first = palloc(registry->text_size);
 	copy.last = palloc(registry->text_size);
-	waiters = collect_lock_waiters(&nwaiters);
+	waiters = txg_lock_waiters();
 	now = GetCurrentTimestamp();
 
 	for (i = 0; i < registry->nslots; i++)
@@ -720,7 +734,7 @@ txguard_transactions(PG_FUNCTION_ARGS)
 		else
 			nulls[8] = nulls[9] = true;
 		values[10] = BoolGetDatum(TransactionIdIsValid(txg_proc_xid(&ProcGlobal->allProcs[i])));
-		values[11] = blocked_by(s->pid, waiters, nwaiters);
+		values[11] = blocked_by(waiters, s->pid);
 		if (s->deadline != 0)
 			values[12] = TimestampTzGetDatum(s->deadline);
 		else

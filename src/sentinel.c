@@ -185,17 +185,22 @@ sentinel_round(void)
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz threshold = TimestampTzPlusMilliseconds(now, -txg_idle_blocker_timeout);
 	TxgIdleSession *idle;
+	TxgLockWaiters *waiters;
 	int			nidle;
 	int			i;
 
 	idle = txg_registry_idle_since(threshold, &nidle);
+	if (nidle == 0)
+		return;					/* the usual case: nothing to ask the lock manager */
+	waiters = txg_lock_waiters();
 	for (i = 0; i < nidle; i++)
 	{
 		TxgKillRequest *req;
 		int			blocking[TXG_EVENT_MAX_BLOCKING];
 		int			nblocking;
 
-		nblocking = txg_blocked_by(idle[i].pid, blocking, TXG_EVENT_MAX_BLOCKING);
+		nblocking = txg_blocked_by(waiters, idle[i].pid, blocking,
+								   TXG_EVENT_MAX_BLOCKING);
 		if (nblocking == 0)
 			continue;			/* idle, but harmless */
 

@@ -276,8 +276,7 @@ txg_timeout_statement(Node *parsetree, bool top_level)
 	if (!guarding || deadline == 0)
 		return;
 
-	if (report_pending)
-		txg_timeout_flush();
+	txg_timeout_flush();
 
 	if (!expired && !get_timeout_active(timeout_id))
 	{
@@ -322,8 +321,7 @@ txg_timeout_busy(void)
 void
 txg_timeout_idle(char status)
 {
-	if (report_pending)
-		txg_timeout_flush();
+	txg_timeout_flush();
 	if (status == 'I' || !guarding)
 		return;
 
@@ -350,8 +348,7 @@ txg_timeout_idle(char status)
 void
 txg_timeout_xact_end(bool in_procedure)
 {
-	if (report_pending)
-		txg_timeout_flush();
+	txg_timeout_flush();
 	if (!guarding)
 		return;
 
@@ -383,8 +380,7 @@ txg_timeout_xact_end(bool in_procedure)
 void
 txg_timeout_subxact_abort(bool in_function)
 {
-	if (report_pending)
-		txg_timeout_flush();
+	txg_timeout_flush();
 	if (!in_function || !guarding || !expired || !timeout_registered)
 		return;
 	escape_watch = true;
@@ -496,8 +492,8 @@ capture_report(TxgEventKind kind)
 	report.event_time = GetCurrentTimestamp();
 	report.limit_ms = deadline_limit;
 	report.limit_name = deadline_setting;
-	report.nblocking = txg_blocked_by(MyProcPid, report.blocking,
-									  TXG_EVENT_MAX_BLOCKING);
+	report.nblocking = txg_blocked_by(txg_lock_waiters(), MyProcPid,
+									  report.blocking, TXG_EVENT_MAX_BLOCKING);
 	report_pending = true;
 }
 
