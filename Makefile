@@ -12,7 +12,8 @@ OBJS = \
 	src/guc.o \
 	src/shmem.o \
 	src/registry.o \
-	src/activity.o \
+	src/hooks.o \
+	src/session.o \
 	src/srf.o \
 	src/events.o \
 	src/timeout.o \

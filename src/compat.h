@@ -40,6 +40,10 @@
 #include "tcop/utility.h"
 #include "utils/guc.h"
 #include "utils/timeout.h"
+/* wait events have a header of their own from 14 (pgstat.h stopped including it in 19) */
+#if PG_VERSION_NUM >= 140000
+#include "utils/wait_event.h"
+#endif
 
 /* PG_MODULE_MAGIC_EXT (18) names the module and its version */
 #ifdef PG_MODULE_MAGIC_EXT
@@ -154,8 +158,12 @@ txg_proc_xid(PGPROC *proc)
 #define TXG_EXECUTOR_RUN_PASS queryDesc, direction, count, execute_once
 #endif
 
-/* post_parse_analyze_hook gained the JumbleState argument in 14 */
-#if PG_VERSION_NUM >= 140000
+/* post_parse_analyze_hook gained the JumbleState argument in 14, const in 19 */
+#if PG_VERSION_NUM >= 190000
+#define TXG_POST_PARSE_ANALYZE_ARGS \
+	ParseState *pstate, Query *query, const JumbleState *jstate
+#define TXG_POST_PARSE_ANALYZE_PASS pstate, query, jstate
+#elif PG_VERSION_NUM >= 140000
 #define TXG_POST_PARSE_ANALYZE_ARGS \
 	ParseState *pstate, Query *query, JumbleState *jstate
 #define TXG_POST_PARSE_ANALYZE_PASS pstate, query, jstate

@@ -318,7 +318,8 @@ txg_event_report(TxgEventData *event)
 	e->event_time = event->event_time;
 	e->pid = MyProcPid;
 	e->dbid = MyDatabaseId;
-	e->userid = GetSessionUserId();
+	/* the role that logged in, as in pg_stat_activity: not a role switched to */
+	e->userid = GetAuthenticatedUserId();
 	snprintf(e->appname, sizeof(e->appname), "%s",
 			 application_name ? application_name : "");
 	snprintf(e->client_addr, sizeof(e->client_addr), "%s", addr);

@@ -7,8 +7,9 @@
  * memory and follows each client backend through its statements and
  * transactions with executor, utility and transaction hooks.  The work is
  * split by concern: guc.c (settings), shmem.c (shared memory), registry.c
- * (the slots and the txguard.transactions view), activity.c (the hooks
- * that keep a backend's slot current).
+ * (the slots and the txguard.transactions view), session.c (the session
+ * state machine), hooks.c (the hooks that feed it), timeout.c, sentinel.c,
+ * events.c, stats.c, upsert.c and lock.c.
  *
  * The library must be preloaded: its shared memory is sized and created
  * by the postmaster.  Loaded any other way, _PG_init refuses.
@@ -35,7 +36,7 @@ _PG_init(void)
 
 	txg_define_gucs();
 	txg_shmem_init_hooks();
-	txg_activity_init();
+	txg_hooks_init();
 	txg_timeout_init();
 	txg_sentinel_register();
 }

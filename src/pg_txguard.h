@@ -19,13 +19,49 @@
 #include "storage/lwlock.h"
 #include "utils/elog.h"
 
-/* the kind of a transaction control statement, or -1 for any other */
-static inline int
-txg_transaction_kind(Node *parsetree)
+/*
+ * What a top-level statement means for the transaction around it.  The
+ * session state machine (session.c) needs no more than this of a parse
+ * tree.
+ */
+typedef enum TxgStmtKind
 {
-	if (parsetree == NULL || !IsA(parsetree, TransactionStmt))
-		return -1;
-	return (int) ((TransactionStmt *) parsetree)->kind;
+	TXG_STMT_OTHER = 0,			/* work: counted, subject to the deadline */
+	TXG_STMT_BEGIN,				/* BEGIN, START TRANSACTION */
+	TXG_STMT_COMMIT,			/* COMMIT, END */
+	TXG_STMT_ROLLBACK,			/* ROLLBACK, ABORT */
+	TXG_STMT_ROLLBACK_TO,		/* ROLLBACK TO SAVEPOINT */
+	TXG_STMT_PREPARE,			/* PREPARE TRANSACTION */
+	TXG_STMT_CALL				/* CALL, DO: may commit inside */
+} TxgStmtKind;
+
+static inline TxgStmtKind
+txg_statement_kind(Node *parsetree, bool *chain)
+{
+	*chain = false;
+	if (parsetree == NULL)
+		return TXG_STMT_OTHER;
+	if (IsA(parsetree, CallStmt) || IsA(parsetree, DoStmt))
+		return TXG_STMT_CALL;
+	if (!IsA(parsetree, TransactionStmt))
+		return TXG_STMT_OTHER;
+	*chain = ((TransactionStmt *) parsetree)->chain;
+	switch (((TransactionStmt *) parsetree)->kind)
+	{
+		case TRANS_STMT_BEGIN:
+		case TRANS_STMT_START:
+			return TXG_STMT_BEGIN;
+		case TRANS_STMT_COMMIT:
+			return TXG_STMT_COMMIT;
+		case TRANS_STMT_ROLLBACK:
+			return TXG_STMT_ROLLBACK;
+		case TRANS_STMT_ROLLBACK_TO:
+			return TXG_STMT_ROLLBACK_TO;
+		case TRANS_STMT_PREPARE:
+			return TXG_STMT_PREPARE;
+		default:
+			return TXG_STMT_OTHER;
+	}
 }
 
 /* guc.c */
@@ -64,18 +100,18 @@ extern void txg_registry_shmem_init(void);
 extern bool txg_registry_attached(void);
 extern void txg_registry_attach_backend(void);
 extern void txg_registry_detach_backend(void);
-extern bool txg_registry_in_xact(void);
-extern bool txg_registry_statement(const char *text, int len, bool counted);
-extern bool txg_registry_continue(const char *text, int len);
-extern bool txg_registry_idle(bool aborted);
-extern void txg_registry_resume(void);
-extern void txg_registry_xact_end(void);
+extern void txg_registry_open(TimestampTz xact_start, TimestampTz deadline,
+							  bool continued);
+extern void txg_registry_close(void);
+extern void txg_registry_parse(const char *text, int len);
+extern void txg_registry_statement(const char *text, int len, bool counted);
+extern void txg_registry_set_state(TxgState state, bool live);
 extern void txg_registry_set_deadline(TimestampTz deadline);
-extern TimestampTz txg_registry_xact_start(void);
 /* who waits for whose locks, read once and asked about several sessions */
 typedef struct TxgLockWaiters TxgLockWaiters;
 extern TxgLockWaiters *txg_lock_waiters(void);
 extern int	txg_blocked_by(TxgLockWaiters *waiters, int pid, int *pids, int max);
+extern bool txg_waits_for_client(int procno);
 
 /* what the registry knows of this backend's transaction, for reports */
 typedef struct TxgXactInfo
@@ -147,6 +183,7 @@ extern void txg_stats_shmem_init(void);
 extern void txg_stats_attach_backend(void);
 extern void txg_stats_detach_backend(void);
 extern void txg_stats_count(TxgOutcome outcome, int64 duration);
+extern void txg_stats_recount(TxgOutcome from, TxgOutcome to);
 
 /* sentinel.c: the background worker that ends idle blockers */
 extern void txg_sentinel_register(void);
@@ -157,14 +194,13 @@ extern void txg_sentinel_attach_backend(void);
 extern bool txg_sentinel_shape_fatal(ErrorData *edata);
 
 /* timeout.c: the server-side transaction timeout */
+extern volatile sig_atomic_t txg_deadline_passed;
 extern void txg_timeout_backend_init(void);
-extern void txg_timeout_xact_start(void);
-extern void txg_timeout_statement(Node *parsetree, bool top_level);
-extern void txg_timeout_busy(void);
-extern void txg_timeout_idle(char status);
-extern void txg_timeout_xact_end(bool in_procedure);
-extern void txg_timeout_subxact_abort(bool in_function);
-extern bool txg_timeout_expired(void);
+extern TimestampTz txg_timeout_guard(TimestampTz xact_start);
+extern void txg_timeout_unguard(void);
+extern void txg_timeout_rearm(void);
+extern void txg_timeout_refuse(void);
+extern void txg_timeout_nested(void);
 extern void txg_timeout_pre_commit(void);
 extern void txg_timeout_flush(void);
 extern void txg_timeout_backend_exit(void);
@@ -173,7 +209,41 @@ extern void txg_assign_transaction_timeout(int newval, void *extra);
 extern void txg_assign_max_transaction_timeout(int newval, void *extra);
 extern void txg_timeout_init(void);
 
-/* activity.c: follows the backend through statements and transactions */
-extern void txg_activity_init(void);
+/* session.c: the session's lifecycle, one state machine */
+typedef enum TxgSessionState
+{
+	SS_NO_XACT = 0,				/* not in a transaction pg_txguard follows */
+	SS_RUNNING,					/* working in a live transaction */
+	SS_IDLE,					/* waiting for the client in a live transaction */
+	SS_IDLE_SUBABORTED,			/* idle; a subtransaction failed, the
+								 * transaction lives and holds its locks */
+	SS_ABORTED,					/* working in an aborted transaction block */
+	SS_IDLE_ABORTED,			/* idle in an aborted transaction block */
+	SS_EXPIRED,					/* working in a live transaction past its
+								 * deadline: only its end is accepted */
+	SS_IDLE_EXPIRED,			/* idle in a live transaction past its deadline */
+	SS_EXITING					/* the backend is on its way out */
+} TxgSessionState;
+
+extern PGDLLIMPORT TxgSessionState txg_session_state;
+extern PGDLLIMPORT bool txg_session_watch_nested;
+
+extern void txg_session_parse(const char *text, int len, TxgStmtKind kind);
+extern void txg_session_statement(const char *text, int len,
+								  TxgStmtKind kind, bool chain);
+extern void txg_session_nested(void);
+extern void txg_session_portal(void);
+extern void txg_session_fastpath(Oid fn);
+extern void txg_session_call(bool entering);
+extern void txg_session_subxact_abort(void);
+extern void txg_session_pre_commit(void);
+extern void txg_session_commit(void);
+extern void txg_session_abort(void);
+extern void txg_session_prepare(void);
+extern void txg_session_ready(char status);
+extern void txg_session_exit(void);
+
+/* hooks.c: turns what PostgreSQL tells a backend into session events */
+extern void txg_hooks_init(void);
 
 #endif							/* PG_TXGUARD_H */

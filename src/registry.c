@@ -50,14 +50,16 @@ typedef struct TxgSlot
 	uint32		changecount;	/* odd while the owner writes */
 	int			pid;			/* 0 when no backend owns the slot */
 	Oid			dbid;
-	Oid			userid;			/* session user, as in pg_stat_activity */
+	Oid			userid;			/* the role that logged in */
 	bool		in_xact;		/* the fields below are valid */
+	bool		live;			/* the top level is not aborted */
 	TxgState	state;
 	TimestampTz xact_start;
 	TimestampTz state_since;
 	TimestampTz deadline;		/* 0 when no timeout applies */
 	int64		statements;
-	int			first_len;
+	int			first_len;		/* may be set before the first statement
+								 * runs: the one a Parse analysed */
 	int			last_len;
 	char	   *first;			/* track_statement_size bytes each */
 	char	   *last;
@@ -74,9 +76,6 @@ static TxgRegistry *registry = NULL;
 
 /* this backend's slot, once attached */
 static TxgSlot *MySlot = NULL;
-
-/* local transaction id of the transaction MySlot describes */
-static LocalTransactionId my_lxid = InvalidLocalTransactionId;
 
 static inline void
 slot_begin_write(TxgSlot *slot)
@@ -161,15 +160,15 @@ txg_registry_attach_backend(void)
 	slot_begin_write(slot);
 	slot->pid = MyProcPid;
 	slot->dbid = MyDatabaseId;
-	slot->userid = GetSessionUserId();
+	slot->userid = GetAuthenticatedUserId();
 	slot->in_xact = false;
+	slot->live = false;
 	slot->state = TXG_STATE_NONE;
 	slot->statements = 0;
 	slot->first_len = slot->last_len = 0;
 	slot_end_write(slot);
 
 	MySlot = slot;
-	my_lxid = InvalidLocalTransactionId;
 }
 
 /* release this backend's slot: called at backend exit */
@@ -188,12 +187,6 @@ txg_registry_detach_backend(void)
 	MySlot = NULL;
 }
 
-bool
-txg_registry_in_xact(void)
-{
-	return MySlot != NULL && MySlot->in_xact;
-}
-
 /* number of bytes of text to keep: whole characters, at most text_size */
 static inline int
 clip_length(const char *text, int len)
@@ -203,59 +196,128 @@ clip_length(const char *text, int len)
 	return len;
 }
 
-/* open a new transaction record; caller is inside slot_begin_write */
-static inline void
-slot_start_xact(TxgSlot *slot, LocalTransactionId lxid)
+/*
+ * Open the record of a new transaction, active.  "continued": a procedure
+ * committed or rolled back and goes on in this transaction; the CALL is
+ * its first statement.
+ */
+void
+txg_registry_open(TimestampTz xact_start, TimestampTz deadline,
+				  bool continued)
 {
+	TxgSlot    *slot = MySlot;
+
+	if (slot == NULL)
+		return;
+	slot_begin_write(slot);
+	if (continued && slot->statements > 0)
+	{
+		/* the CALL is the latest statement of the transaction that ended */
+		if (slot->statements > 1)
+		{
+			memcpy(slot->first, slot->last, slot->last_len);
+			slot->first_len = slot->last_len;
+		}
+		slot->statements = 1;
+	}
+	else
+	{
+		slot->statements = 0;
+		slot->first_len = 0;
+	}
+	slot->last_len = 0;
 	slot->in_xact = true;
-	slot->xact_start = GetCurrentTransactionStartTimestamp();
-	slot->deadline = 0;
-	slot->statements = 0;
-	slot->first_len = slot->last_len = 0;
-	my_lxid = lxid;
+	slot->live = true;
+	slot->state = TXG_STATE_ACTIVE;
+	slot->xact_start = xact_start;
+	slot->state_since = continued ? xact_start :
+		GetCurrentStatementStartTimestamp();
+	slot->deadline = deadline;
+	slot_end_write(slot);
 }
 
-/* does the slot describe another transaction than the current one? */
-static inline bool
-slot_is_stale(TxgSlot *slot, LocalTransactionId lxid)
+/* the transaction the slot describes has ended */
+void
+txg_registry_close(void)
 {
-	/*
-	 * An aborted transaction block has no lxid any more (the abort cleared
-	 * it) but is still the same transaction until its ROLLBACK.
-	 */
-	return !slot->in_xact ||
-		(lxid != InvalidLocalTransactionId && lxid != my_lxid);
+	TxgSlot    *slot = MySlot;
+
+	if (slot == NULL || !slot->in_xact)
+		return;
+	slot_begin_write(slot);
+	slot->in_xact = false;
+	slot->live = false;
+	slot->state = TXG_STATE_NONE;
+	slot_end_write(slot);
 }
 
 /*
- * A top-level statement starts.  "counted" is false for the statements
- * that open or close a transaction block (BEGIN, COMMIT, ...), which are
- * neither counted nor kept as text.
+ * A client statement was analysed: the session is active.  "text", when
+ * not NULL, is kept as the statement that opened the transaction if none
+ * is known yet.
  */
-bool
+void
+txg_registry_parse(const char *text, int len)
+{
+	TxgSlot    *slot = MySlot;
+	int			clipped = 0;
+	bool		keep;
+
+	if (slot == NULL || !slot->in_xact)
+		return;
+	keep = text != NULL && slot->statements == 0 && slot->first_len == 0;
+	if (slot->state == TXG_STATE_ACTIVE && !keep)
+		return;
+	if (keep)
+		clipped = clip_length(text, len);
+	slot_begin_write(slot);
+	if (slot->state != TXG_STATE_ACTIVE)
+	{
+		slot->state = TXG_STATE_ACTIVE;
+		slot->state_since = GetCurrentStatementStartTimestamp();
+	}
+	if (keep)
+	{
+		memcpy(slot->first, text, clipped);
+		slot->first_len = clipped;
+	}
+	slot_end_write(slot);
+}
+
+/*
+ * A client statement starts: the session is active.  "counted" is false
+ * for the statements that open or close a transaction block (BEGIN,
+ * COMMIT, ...), which are neither counted nor kept as text.
+ */
+void
 txg_registry_statement(const char *text, int len, bool counted)
 {
 	TxgSlot    *slot = MySlot;
-	LocalTransactionId lxid = txg_proc_lxid(MyProc);
-	int			clipped;
-	bool		new_xact;
+	int			clipped = 0;
 
-	if (slot == NULL)
-		return false;
-	clipped = counted ? clip_length(text, len) : 0;
-	new_xact = slot_is_stale(slot, lxid);
+	if (slot == NULL || !slot->in_xact)
+		return;
+	if (!counted && slot->state == TXG_STATE_ACTIVE)
+		return;
+	if (counted)
+		clipped = clip_length(text, len);
 
 	slot_begin_write(slot);
-	if (new_xact)
-		slot_start_xact(slot, lxid);
-	slot->state = TXG_STATE_ACTIVE;
-	slot->state_since = GetCurrentStatementStartTimestamp();
+	if (slot->state != TXG_STATE_ACTIVE)
+	{
+		slot->state = TXG_STATE_ACTIVE;
+		slot->state_since = GetCurrentStatementStartTimestamp();
+	}
 	if (counted)
 	{
 		if (slot->statements++ == 0)
 		{
-			memcpy(slot->first, text, clipped);
-			slot->first_len = clipped;
+			/* the text a Parse kept is this statement's, or opened it */
+			if (slot->first_len == 0)
+			{
+				memcpy(slot->first, text, clipped);
+				slot->first_len = clipped;
+			}
 		}
 		else
 		{
@@ -264,100 +326,22 @@ txg_registry_statement(const char *text, int len, bool counted)
 		}
 	}
 	slot_end_write(slot);
-	return new_xact;
 }
 
-/*
- * A statement runs below a top-level statement (in a function or a
- * procedure).  Such statements are not counted, but a procedure that
- * commits or rolls back starts a new transaction under the running CALL:
- * the registry then opens a record for it, with the CALL as its first
- * statement.
- */
-bool
-txg_registry_continue(const char *text, int len)
-{
-	TxgSlot    *slot = MySlot;
-	LocalTransactionId lxid;
-	int			clipped;
-
-	if (slot == NULL)
-		return false;
-	lxid = txg_proc_lxid(MyProc);
-	if (!slot_is_stale(slot, lxid) || !IsTransactionState())
-		return false;
-
-	clipped = text ? clip_length(text, len) : 0;
-	slot_begin_write(slot);
-	slot_start_xact(slot, lxid);
-	slot->state = TXG_STATE_ACTIVE;
-	slot->state_since = slot->xact_start;
-	if (clipped > 0)
-	{
-		memcpy(slot->first, text, clipped);
-		slot->first_len = clipped;
-		slot->statements = 1;
-	}
-	slot_end_write(slot);
-	return true;
-}
-
-/*
- * The backend waits for the client inside a transaction.  Returns whether
- * that transaction is one no statement has shown yet (one that COMMIT AND
- * CHAIN started, say), for which a record was opened.
- */
-bool
-txg_registry_idle(bool aborted)
-{
-	TxgSlot    *slot = MySlot;
-	TimestampTz now;
-	bool		new_xact;
-
-	if (slot == NULL)
-		return false;
-	now = GetCurrentTimestamp();
-	new_xact = !aborted && slot_is_stale(slot, txg_proc_lxid(MyProc));
-
-	slot_begin_write(slot);
-	if (new_xact || !slot->in_xact)
-		slot_start_xact(slot, txg_proc_lxid(MyProc));
-	slot->state = aborted ? TXG_STATE_IDLE_ABORTED : TXG_STATE_IDLE;
-	slot->state_since = now;
-	slot_end_write(slot);
-	return new_xact;
-}
-
-/*
- * The backend runs a portal again without a new statement (an Execute
- * message for a portal bound earlier, after a Sync): it is active again.
- */
+/* the session's state changes; "live": the top level is not aborted */
 void
-txg_registry_resume(void)
-{
-	TxgSlot    *slot = MySlot;
-
-	if (slot == NULL || !slot->in_xact || slot->state == TXG_STATE_ACTIVE)
-		return;
-	slot_begin_write(slot);
-	slot->state = TXG_STATE_ACTIVE;
-	slot->state_since = GetCurrentStatementStartTimestamp();
-	slot_end_write(slot);
-}
-
-/* the transaction the slot describes has ended */
-void
-txg_registry_xact_end(void)
+txg_registry_set_state(TxgState state, bool live)
 {
 	TxgSlot    *slot = MySlot;
 
 	if (slot == NULL || !slot->in_xact)
 		return;
 	slot_begin_write(slot);
-	slot->in_xact = false;
-	slot->state = TXG_STATE_NONE;
+	slot->state = state;
+	slot->live = live;
+	slot->state_since = state == TXG_STATE_ACTIVE ?
+		GetCurrentStatementStartTimestamp() : GetCurrentTimestamp();
 	slot_end_write(slot);
-	my_lxid = InvalidLocalTransactionId;
 }
 
 /* the deadline of the transaction the slot describes (0: none) */
@@ -371,14 +355,6 @@ txg_registry_set_deadline(TimestampTz deadline)
 	slot_begin_write(slot);
 	slot->deadline = deadline;
 	slot_end_write(slot);
-}
-
-TimestampTz
-txg_registry_xact_start(void)
-{
-	if (MySlot == NULL || !MySlot->in_xact)
-		return 0;
-	return MySlot->xact_start;
 }
 
 /*
@@ -396,7 +372,7 @@ txg_registry_self(TxgXactInfo *info)
 		return false;
 	info->xact_start = slot->xact_start;
 	info->statements = slot->statements;
-	if (slot->statements > 0)
+	if (slot->first_len > 0)
 	{
 		info->first = slot->first;
 		info->first_len = slot->first_len;
@@ -472,6 +448,36 @@ state_name(TxgState state)
 			break;
 	}
 	return NULL;
+}
+
+/* is the backend in PGPROC slot "procno" blocked on its client socket? */
+bool
+txg_waits_for_client(int procno)
+{
+	uint32		wait = ((volatile PGPROC *) &ProcGlobal->allProcs[procno])->wait_event_info;
+
+	return wait == WAIT_EVENT_CLIENT_READ || wait == WAIT_EVENT_CLIENT_WRITE;
+}
+
+/*
+ * The state to show for a slot.  A backend is idle from its ReadyForQuery
+ * until a hook sees its next message; between the two (parse analysis,
+ * rewriting, a plan revalidated at Bind) it may already wait, for a lock
+ * say.  An idle backend waits for nothing but its client: any other wait
+ * event means it works.
+ */
+static TxgState
+shown_state(TxgState state, int procno)
+{
+	uint32		wait;
+
+	if (state != TXG_STATE_IDLE && state != TXG_STATE_IDLE_ABORTED)
+		return state;
+	wait = ((volatile PGPROC *) &ProcGlobal->allProcs[procno])->wait_event_info;
+	if (wait == 0 || wait == WAIT_EVENT_CLIENT_READ ||
+		wait == WAIT_EVENT_CLIENT_WRITE)
+		return state;
+	return TXG_STATE_ACTIVE;
 }
 
 /* one session waiting for a heavyweight lock, and who it waits for */
@@ -625,6 +631,7 @@ txg_registry_idle_since(TimestampTz threshold, int *n)
 		uint32		before;
 		int			pid;
 		bool		in_xact;
+		bool		live;
 		TxgState	state;
 		TimestampTz since;
 
@@ -632,12 +639,17 @@ txg_registry_idle_since(TimestampTz threshold, int *n)
 		pg_read_barrier();
 		pid = slot->pid;
 		in_xact = slot->in_xact;
+		live = slot->live;
 		state = slot->state;
 		since = slot->state_since;
 		pg_read_barrier();
 		if (before != slot->changecount || (before & 1) != 0)
 			continue;			/* changing right now: not idle */
-		if (pid == 0 || !in_xact || state != TXG_STATE_IDLE || since > threshold)
+		if (pid == 0 || !in_xact || !live || since > threshold ||
+			(state != TXG_STATE_IDLE && state != TXG_STATE_IDLE_ABORTED))
+			continue;
+		/* idle as far as we know: but does it wait for its client? */
+		if (!txg_waits_for_client(i))
 			continue;
 		if (idle == NULL)
 			idle = palloc(sizeof(TxgIdleSession) * registry->nslots);
@@ -650,7 +662,10 @@ txg_registry_idle_since(TimestampTz threshold, int *n)
 	return idle;
 }
 
-/* is the backend in slot "procno" still "pid", idle since "since"? */
+/*
+ * Is the backend in slot "procno" still "pid", idle since "since" in a
+ * live transaction, and waiting for its client?
+ */
 bool
 txg_registry_still_idle(int procno, int pid, TimestampTz since)
 {
@@ -659,10 +674,13 @@ txg_registry_still_idle(int procno, int pid, TimestampTz since)
 	bool		same;
 
 	pg_read_barrier();
-	same = slot->pid == pid && slot->in_xact &&
-		slot->state == TXG_STATE_IDLE && slot->state_since == since;
+	same = slot->pid == pid && slot->in_xact && slot->live &&
+		(slot->state == TXG_STATE_IDLE ||
+		 slot->state == TXG_STATE_IDLE_ABORTED) &&
+		slot->state_since == since;
 	pg_read_barrier();
-	return same && before == slot->changecount && (before & 1) == 0;
+	return same && before == slot->changecount && (before & 1) == 0 &&
+		txg_waits_for_client(procno);
 }
 
 /* may the current user see the statements of sessions of "userid"? */
@@ -718,10 +736,10 @@ txguard_transactions(PG_FUNCTION_ARGS)
 		values[4] = DirectFunctionCall2(timestamp_mi,
 										TimestampTzGetDatum(Max(now, s->xact_start)),
 										TimestampTzGetDatum(s->xact_start));
-		values[5] = CStringGetTextDatum(state_name(s->state));
+		values[5] = CStringGetTextDatum(state_name(shown_state(s->state, i)));
 		values[6] = TimestampTzGetDatum(s->state_since);
 		values[7] = Int64GetDatum(s->statements);
-		if (visible && s->statements > 0)
+		if (visible && s->first_len > 0)
 		{
 			values[8] = PointerGetDatum(cstring_to_text_with_len(copy.first,
 																 s->first_len));

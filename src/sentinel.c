@@ -44,6 +44,7 @@ typedef struct TxgKillRequest
 {
 	pg_atomic_uint32 pid;		/* the backend to end, 0 when none */
 	TimestampTz idle_since;
+	int			limit_ms;		/* the sentinel's limit when it decided */
 	int			nblocking;
 	int			blocking[TXG_EVENT_MAX_BLOCKING];
 } TxgKillRequest;
@@ -132,7 +133,8 @@ txg_sentinel_requested(TxgEventData *event)
 		memset(event, 0, sizeof(TxgEventData));
 		event->kind = TXG_EVENT_IDLE_BLOCKER_TERMINATE;
 		event->event_time = GetCurrentTimestamp();
-		event->limit_ms = txg_idle_blocker_timeout;
+		/* the sentinel's limit: this backend may not have reloaded yet */
+		event->limit_ms = req->limit_ms;
 		event->limit_name = "txguard.idle_blocker_timeout";
 		event->nblocking = Min(req->nblocking, TXG_EVENT_MAX_BLOCKING);
 		memcpy(event->blocking, req->blocking, sizeof(int) * event->nblocking);
@@ -164,7 +166,7 @@ txg_sentinel_shape_fatal(ErrorData *edata)
 	edata->message = pstrdup("terminating connection because it was idle in a transaction that blocked other sessions");
 	edata->message_id = "terminating connection because it was idle in a transaction that blocked other sessions";
 	edata->detail = psprintf("The session was idle in its transaction for at least %d ms while process %s waited for its locks.",
-							 txg_idle_blocker_timeout, pids.data);
+							 event.limit_ms, pids.data);
 	edata->hint = pstrdup("Commit or roll back transactions before waiting on anything outside the database. The limit is set by \"txguard.idle_blocker_timeout\".");
 	return true;
 }
@@ -210,6 +212,7 @@ sentinel_round(void)
 
 		req = &sentinel->requests[idle[i].procno];
 		req->idle_since = idle[i].since;
+		req->limit_ms = txg_idle_blocker_timeout;
 		req->nblocking = Min(nblocking, TXG_EVENT_MAX_BLOCKING);
 		memcpy(req->blocking, blocking, sizeof(int) * req->nblocking);
 		pg_write_barrier();

@@ -276,6 +276,28 @@ txg_stats_count(TxgOutcome outcome, int64 duration)
 	END_CRIT_SECTION();
 }
 
+/*
+ * An outcome counted earlier turns out to be another: "from" becomes "to"
+ * (a procedure's rollback that was its failed COMMIT, see session.c).
+ */
+void
+txg_stats_recount(TxgOutcome from, TxgOutcome to)
+{
+	TxgBackendCounts *c = MyCounts;
+
+	if (c == NULL || c->generation != pg_atomic_read_u64(&stats->generation) ||
+		c->counts.n[from] == 0)
+		return;
+	START_CRIT_SECTION();
+	c->changecount++;
+	pg_write_barrier();
+	c->counts.n[from]--;
+	c->counts.n[to]++;
+	pg_write_barrier();
+	c->changecount++;
+	END_CRIT_SECTION();
+}
+
 /* the backend exits: move its counts into its database's entry */
 void
 txg_stats_detach_backend(void)

@@ -11,15 +11,28 @@
  * limit; SET, SET LOCAL and RESET of either setting move it at once.
  *
  * Mechanism.  One timeout reason, registered once per client backend, is
- * armed with enable_timeout_at() when a transaction starts.  Its handler
- * runs in the SIGALRM handler, so it only sets flags and the latch:
+ * armed with enable_timeout_at() when a live transaction starts to be
+ * followed (session.c decides when).  Its handler runs in the SIGALRM
+ * handler, so it only sets flags and the latch, and it decides from what
+ * the backend is doing at that moment, read from its own wait event:
  *
- *	- when the backend is idle at the client (it has sent ReadyForQuery,
- *	  or waits for client input), it sets ProcDiePending: the only
- *	  interrupt a backend honours while it waits for its client.  The
+ *	- waiting for its client (ClientRead, ClientWrite: idle in the
+ *	  transaction, a pipeline waiting for its next message, COPY FROM
+ *	  STDIN waiting for data, a client that does not read): it sets
+ *	  ProcDiePending, the only interrupt a backend honours there.  The
  *	  session ends with FATAL, which rolls back and releases the locks.
- *	- otherwise it sets QueryCancelPending: the statement fails with an
- *	  ERROR, the transaction is aborted and the session survives.
+ *	- anything else (a statement, parse analysis, a fast-path call, a lock
+ *	  wait): it sets QueryCancelPending, so the work fails with an ERROR
+ *	  and the session survives; and it arms itself again for the end of
+ *	  a grace period (GRACE_MS after the deadline).
+ *
+ * At the end of the grace period, a transaction still live is ended by
+ * terminating the session, whatever it does: a cancel can be lost (it
+ * arrives as the backend starts to read its next message, which discards
+ * it), caught (an exception block that goes on), or leave a live
+ * transaction behind (it failed a statement inside a savepoint, and the
+ * client went idle).  Aborted transaction blocks are not followed (they
+ * hold no locks), and an ended transaction disarms the handler.
  *
  * ProcessInterrupts() reports those as "canceling statement due to user
  * request" (57014) and "terminating connection due to administrator
@@ -27,24 +40,24 @@
  * log and the client, rewrites them into this module's messages with
  * SQLSTATE 25P04 (transaction_timeout).  The report of the enforcement (a
  * LOG line and a txguard.events row) is written right after, from a
- * normal context: the abort callback for a cancel, the exit callback for
- * a termination.
+ * normal context (the next session event).
  *
- * No escape.  Once the deadline has passed, every statement but ROLLBACK,
- * ROLLBACK TO SAVEPOINT and COMMIT (which then rolls back) fails with
- * 25P04; a commit by any other route fails in the pre-commit callback.  A
- * function that catches the cancel in an exception block and goes on
- * running gets its session terminated.
- *
- * Cost.  With both settings at 0 (the default) a transaction costs two
- * integer tests.  With a limit, arming and disarming go through timeout.c,
- * which (from PostgreSQL 14) leaves an earlier SIGALRM request in place
- * instead of calling setitimer() again, so back-to-back short
- * transactions cost no system call; see bench/timeout_syscalls.sh.
+ * No escape.  Once the deadline has passed, session.c refuses every
+ * statement, portal, fast-path call and parse but ROLLBACK, ROLLBACK TO
+ * SAVEPOINT and COMMIT (which then rolls back) with 25P04; a commit by any
+ * other route fails in the pre-commit callback.
  *
  * Core's error recovery disables every timeout after each ERROR; the
- * timeout is re-armed at the next statement of a transaction that goes on
- * (after ROLLBACK TO SAVEPOINT).
+ * subtransaction abort that follows, and ReadyForQuery in a live
+ * transaction, arm ours again.
+ *
+ * Cost.  With both settings at 0 (the default) a transaction costs two
+ * integer tests.  With a limit, a transaction costs one enable_timeout_at():
+ * the timer is not disarmed at the end of a transaction (the next one
+ * moves it, and a stale firing finds nothing to do), and timeout.c (from
+ * PostgreSQL 14) leaves an earlier SIGALRM request in place instead of
+ * calling setitimer() again, so back-to-back short transactions cost no
+ * system call; see bench/timeout_syscalls.sh.
  *
  *-------------------------------------------------------------------------
  */
@@ -68,20 +81,17 @@ typedef enum TimeoutAction
 	ACTION_TERMINATE
 } TimeoutAction;
 
-/* how long a function that caught the cancel may take to let it go */
-#define ESCAPE_GRACE_MS 500
-
 /*
- * How long a session may stay idle after ROLLBACK TO SAVEPOINT in a
- * transaction past its deadline, to send its ROLLBACK, before it is
- * terminated.
+ * How long after its deadline a live transaction may still be open: time
+ * for a canceled statement's client to roll back, for a function that
+ * caught the cancel to let it go.  Then the session is terminated.
  */
-#define IDLE_GRACE_MS 1000
+#define GRACE_MS 500
 
 static TimeoutId timeout_id;
 static bool timeout_registered = false;
 
-/* the guarded transaction (mainline only) */
+/* the followed live transaction (mainline only) */
 static bool guarding = false;
 static TimestampTz xact_start = 0;
 static TimestampTz deadline = 0;
@@ -89,15 +99,15 @@ static int	deadline_limit = 0;
 static const char *deadline_setting = NULL;
 
 /* shared with the timer handler */
+volatile sig_atomic_t txg_deadline_passed = false;
 static volatile sig_atomic_t timer_live = false;	/* handler may act */
-static volatile sig_atomic_t expired = false;	/* deadline has passed */
-static volatile sig_atomic_t at_client = false; /* idle, waiting for client */
-static volatile sig_atomic_t idle_aborted = false;
-static volatile sig_atomic_t escape_watch = false;	/* cancel was caught */
 static volatile sig_atomic_t requested = ACTION_NONE;
 
 /* an enforcement shown to the client, whose report is still to write */
 static bool report_pending = false;
+
+/* our cancel reached the running work (and may have been caught) */
+static bool cancel_delivered = false;
 
 /* this backend's session was ended by the timeout */
 static bool terminated = false;
@@ -123,8 +133,8 @@ effective_limit(int timeout, int cap, const char **setting)
 }
 
 /*
- * A cancel we asked for can no longer apply (the transaction ended, or
- * the backend went idle): withdraw it, lest it hit the next statement.
+ * A cancel we asked for can no longer apply (the transaction ended):
+ * withdraw it, lest it hit the next statement.
  */
 static void
 withdraw_cancel(void)
@@ -146,51 +156,52 @@ request_terminate(void)
 	SetLatch(MyLatch);
 }
 
-/* runs inside the SIGALRM handler: flags and the latch only */
-static void
-transaction_timeout_handler(void)
+static inline bool
+waits_for_client(uint32 wait_event)
 {
-	uint32		wait_event;
-
-	if (!timer_live || MyProc == NULL || proc_exit_inprogress)
-		return;					/* the transaction, or the backend, is over */
-	expired = true;
-	if (escape_watch)
-	{
-		/* a function caught the cancel and kept running */
-		request_terminate();
-		return;
-	}
-	if (idle_aborted)
-		return;					/* aborted and idle: holds no locks */
-	/*
-	 * Waiting for the client, to read or to write, only ProcDiePending is
-	 * honoured.
-	 */
-	wait_event = MyProc->wait_event_info;
-	if (at_client || wait_event == WAIT_EVENT_CLIENT_READ ||
-		wait_event == WAIT_EVENT_CLIENT_WRITE)
-		request_terminate();
-	else
-	{
-		requested = ACTION_CANCEL;
-		QueryCancelPending = true;
-		InterruptPending = true;
-		SetLatch(MyLatch);
-	}
+	return wait_event == WAIT_EVENT_CLIENT_READ ||
+		wait_event == WAIT_EVENT_CLIENT_WRITE;
 }
 
 /*
- * (Re)compute the deadline of the guarded transaction from the two
- * settings, and arm or disarm the timer.  A transaction past its deadline
- * keeps it: nothing can extend it any more.
+ * Runs inside the SIGALRM handler: flags, the latch, and timeout.c's own
+ * enable_timeout_at() (the handler runs only while timeout.c's state is
+ * consistent, with SIGALRM blocked, as for core's repeating timeouts).
+ */
+static void
+transaction_timeout_handler(void)
+{
+	if (!timer_live || MyProc == NULL || proc_exit_inprogress)
+		return;					/* the transaction, or the backend, is over */
+	if (!txg_deadline_passed)
+	{
+		txg_deadline_passed = true;
+		if (!waits_for_client(MyProc->wait_event_info))
+		{
+			requested = ACTION_CANCEL;
+			QueryCancelPending = true;
+			InterruptPending = true;
+			SetLatch(MyLatch);
+			enable_timeout_at(timeout_id,
+							  TimestampTzPlusMilliseconds(deadline, GRACE_MS));
+			return;
+		}
+	}
+	/* at its client at the deadline, or still live after the grace */
+	request_terminate();
+}
+
+/*
+ * (Re)compute the deadline of the followed transaction from the two
+ * settings, and arm the timer (or leave it to fire for nothing).  A
+ * transaction past its deadline keeps it: nothing can extend it any more.
  */
 static void
 set_deadline(int timeout, int cap)
 {
 	int			limit;
 
-	if (!guarding || expired)
+	if (!guarding || txg_deadline_passed)
 		return;
 	limit = effective_limit(timeout, cap, &deadline_setting);
 	deadline_limit = limit;
@@ -204,8 +215,6 @@ set_deadline(int timeout, int cap)
 	{
 		deadline = 0;
 		timer_live = false;
-		if (get_timeout_active(timeout_id))
-			disable_timeout(timeout_id, false);
 	}
 	txg_registry_set_deadline(deadline);
 }
@@ -219,42 +228,58 @@ txg_timeout_backend_init(void)
 	timeout_registered = true;
 }
 
-/* a transaction starts (its registry record has just been opened) */
-void
-txg_timeout_xact_start(void)
+/*
+ * Follow a live transaction that started at "start": arm the timer.
+ * Returns the deadline, 0 for none.
+ */
+TimestampTz
+txg_timeout_guard(TimestampTz start)
 {
+	withdraw_cancel();
 	guarding = true;
-	expired = false;
-	idle_aborted = false;
-	escape_watch = false;
-	requested = ACTION_NONE;
-	xact_start = txg_registry_xact_start();
-
-	if (txg_transaction_timeout <= 0 && txg_max_transaction_timeout <= 0)
-	{
-		/* the common case: no limit, nothing to arm */
-		deadline = 0;
-		deadline_limit = 0;
-		timer_live = false;
-		return;
-	}
+	cancel_delivered = false;
+	txg_deadline_passed = false;
+	xact_start = start;
+	deadline = 0;
+	deadline_limit = 0;
+	timer_live = false;
+	if (likely(txg_transaction_timeout <= 0 && txg_max_transaction_timeout <= 0))
+		return 0;				/* the common case: no limit, nothing to arm */
 	if (!timeout_registered)
-		return;
+		return 0;
 	set_deadline(txg_transaction_timeout, txg_max_transaction_timeout);
+	return deadline;
 }
 
-static bool
-is_exit_statement(Node *parsetree)
+/*
+ * Stop following the transaction: it ended, or its top level aborted (an
+ * aborted block holds no locks).  The timer is left to fire for nothing,
+ * unless the next transaction moves it first.
+ */
+void
+txg_timeout_unguard(void)
 {
-	switch (txg_transaction_kind(parsetree))
-	{
-		case TRANS_STMT_ROLLBACK:
-		case TRANS_STMT_ROLLBACK_TO:
-		case TRANS_STMT_COMMIT:
-			return true;
-		default:
-			return false;
-	}
+	if (!guarding)
+		return;
+	guarding = false;
+	timer_live = false;
+	cancel_delivered = false;
+	txg_deadline_passed = false;
+	withdraw_cancel();
+}
+
+/*
+ * Core's error recovery disabled every timeout: arm ours again, at the
+ * deadline, or at the end of the grace period once it has passed.
+ */
+void
+txg_timeout_rearm(void)
+{
+	if (!timer_live || get_timeout_active(timeout_id))
+		return;
+	enable_timeout_at(timeout_id, txg_deadline_passed ?
+					  TimestampTzPlusMilliseconds(deadline, GRACE_MS) :
+					  deadline);
 }
 
 static int
@@ -263,44 +288,10 @@ ms_since(TimestampTz from)
 	return (int) Min((GetCurrentTimestamp() - from) / 1000, PG_INT32_MAX);
 }
 
-/*
- * A statement starts ("parsetree" is its utility statement, NULL for a
- * plannable one).  Re-arm the timer after error recovery disabled it, and
- * refuse work in a transaction past its deadline.
- */
+/* work in a transaction past its deadline: refuse it */
 void
-txg_timeout_statement(Node *parsetree, bool top_level)
+txg_timeout_refuse(void)
 {
-	at_client = false;
-	idle_aborted = false;
-	if (!guarding || deadline == 0)
-		return;
-
-	txg_timeout_flush();
-
-	if (!expired && !get_timeout_active(timeout_id))
-	{
-		if (GetCurrentTimestamp() >= deadline)
-			expired = true;
-		else
-		{
-			timer_live = true;
-			enable_timeout_at(timeout_id, deadline);
-		}
-	}
-	if (!expired)
-		return;
-
-	if (top_level && is_exit_statement(parsetree))
-		return;
-
-	if (!top_level && escape_watch)
-	{
-		/* the function caught our error and runs more SQL: end it */
-		request_terminate();
-		CHECK_FOR_INTERRUPTS();
-	}
-
 	ereport(ERROR,
 			(errcode(ERRCODE_TRANSACTION_TIMEOUT),
 			 errmsg("canceling statement due to transaction timeout"),
@@ -309,96 +300,30 @@ txg_timeout_statement(Node *parsetree, bool top_level)
 			 errhint("Roll back the transaction.")));
 }
 
-/* the backend reads a statement it was sent: it no longer idles */
-void
-txg_timeout_busy(void)
-{
-	at_client = false;
-	idle_aborted = false;
-}
-
-/* the backend sends ReadyForQuery with this transaction status */
-void
-txg_timeout_idle(char status)
-{
-	txg_timeout_flush();
-	if (status == 'I' || !guarding)
-		return;
-
-	idle_aborted = (status == 'E');
-	at_client = true;
-	withdraw_cancel();			/* one that arrived too late */
-	if (status == 'T' && expired && deadline != 0 && timeout_registered)
-	{
-		/*
-		 * Idle in a live transaction past its deadline: only ROLLBACK TO
-		 * SAVEPOINT leads here.  Give the client a moment to roll back,
-		 * then end the session, which releases the locks.
-		 */
-		timer_live = true;
-		enable_timeout_after(timeout_id, IDLE_GRACE_MS);
-	}
-}
-
 /*
- * The guarded transaction ended.  "in_procedure": it ended inside a CALL,
- * which goes on in a new transaction at once; guard that one from now,
- * until its first statement gives it its own start time.
+ * More SQL runs inside a function in a transaction past its deadline.  If
+ * our cancel already reached the function, it caught it and goes on: end
+ * the session.  Otherwise refuse the statement.
  */
 void
-txg_timeout_xact_end(bool in_procedure)
+txg_timeout_nested(void)
 {
-	txg_timeout_flush();
-	if (!guarding)
-		return;
-
-	guarding = false;
-	timer_live = false;
-	expired = false;
-	idle_aborted = false;
-	escape_watch = false;
-	withdraw_cancel();
-	if (deadline != 0 && get_timeout_active(timeout_id))
-		disable_timeout(timeout_id, false);
-	deadline = 0;
-
-	if (in_procedure && timeout_registered &&
-		(txg_transaction_timeout > 0 || txg_max_transaction_timeout > 0))
+	/* consumed, not withdrawn: it reached the function, which caught it */
+	if (requested == ACTION_CANCEL && !QueryCancelPending)
+		cancel_delivered = true;
+	if (cancel_delivered)
 	{
-		guarding = true;
-		xact_start = GetCurrentTimestamp();
-		set_deadline(txg_transaction_timeout, txg_max_transaction_timeout);
+		request_terminate();
+		CHECK_FOR_INTERRUPTS();
 	}
-}
-
-/*
- * A subtransaction was rolled back.  Inside a function after the deadline
- * this is an exception block catching the cancel: if the function then
- * keeps running, end the session.  (If the error is only passing through
- * on its way to the client, error recovery disables the timer first.)
- */
-void
-txg_timeout_subxact_abort(bool in_function)
-{
-	txg_timeout_flush();
-	if (!in_function || !guarding || !expired || !timeout_registered)
-		return;
-	escape_watch = true;
-	timer_live = true;
-	enable_timeout_after(timeout_id, ESCAPE_GRACE_MS);
-}
-
-bool
-txg_timeout_expired(void)
-{
-	return guarding && expired;
+	txg_timeout_refuse();
 }
 
 /* write the report of an enforcement the client has already seen */
 void
 txg_timeout_flush(void)
 {
-	if (!report_pending)
+	if (likely(!report_pending))
 		return;
 	report_pending = false;
 	txg_event_report(&report);
@@ -425,8 +350,6 @@ txg_timeout_terminated(void)
 void
 txg_timeout_pre_commit(void)
 {
-	if (!guarding || !expired)
-		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_TRANSACTION_TIMEOUT),
 			 errmsg("cannot commit a transaction that exceeded its timeout"),
@@ -520,6 +443,7 @@ txg_emit_log_hook(ErrorData *edata)
 		if (requested == ACTION_CANCEL && is_our_cancel(edata))
 		{
 			requested = ACTION_NONE;
+			cancel_delivered = true;
 			capture_report(TXG_EVENT_TIMEOUT_CANCEL);
 			shape_report(edata, "canceling statement due to transaction timeout",
 						 "Roll back the transaction.");

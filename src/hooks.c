@@ -1,0 +1,399 @@
+/*-------------------------------------------------------------------------
+ *
+ * hooks.c
+ *		The hooks pg_txguard installs in a client backend, each turning what
+ *		PostgreSQL tells it into one event of the session state machine
+ *		(session.c).
+ *
+ *	post_parse_analyze		a client statement was analysed (Query, Parse,
+ *							plan revalidation at Bind)	-> parse
+ *	ExecutorStart			a client statement starts	-> statement
+ *							one below it starts			-> nested
+ *	ProcessUtility			the same, for utility statements; CALL and DO
+ *							are bracketed so that their commits are known
+ *	ExecutorRun				a portal runs				-> portal
+ *	object_access_hook		a FunctionCall message runs a function (the
+ *							fast path sees no other hook)	-> fastpath
+ *	transaction callbacks	pre-commit, commit, abort, prepare,
+ *							subtransaction abort
+ *	putmessage				ReadyForQuery				-> ready
+ *	before_shmem_exit		the backend exits			-> exit
+ *
+ * A client statement is told from one a function runs by its text: every
+ * message that runs a client statement sets debug_query_string to the
+ * statement's source text (the same pointer, or for Bind a copy of it),
+ * while statements in functions, deferred triggers and functions
+ * evaluated while planning have texts of their own.  The hooks keep no
+ * pointer into a statement's text past the call: what must outlive it is
+ * copied into the registry at once.
+ *
+ * Only regular client backends are followed.  Set-up happens once per
+ * backend, lazily, at its first hook.  On the per-statement path nothing
+ * here takes a lock, allocates memory, or sets up an exception handler
+ * (only CALL and DO, which may commit, get one).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "pg_txguard.h"
+
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "catalog/objectaccess.h"
+#include "executor/executor.h"
+#include "libpq/libpq.h"
+#include "nodes/parsenodes.h"
+#include "parser/analyze.h"
+#include "parser/scansup.h"
+#include "storage/ipc.h"
+#include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+static ExecutorRun_hook_type prev_ExecutorRun = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+static post_parse_analyze_hook_type prev_post_parse_analyze = NULL;
+static object_access_hook_type prev_object_access = NULL;
+
+/* the backend's own communication methods, and our copy that wraps them */
+static const PQcommMethods *prev_comm_methods = NULL;
+static PQcommMethods txg_comm_methods;
+
+/* a client's utility statement runs (see process_client_utility) */
+static bool in_client_utility = false;
+
+/* per-backend set-up: done, or not a backend we track */
+static bool backend_ready = false;
+static bool backend_ignored = false;
+
+static void backend_exit(int code, Datum arg);
+static void xact_callback(XactEvent event, void *arg);
+static void subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+							 SubTransactionId parentSubid, void *arg);
+static int	txg_putmessage(char msgtype, const char *s, size_t len);
+
+/*
+ * One-time set-up in a backend: take the registry slot, hook the exit,
+ * the transaction callbacks and ReadyForQuery.  Returns whether this
+ * backend is tracked.
+ */
+static bool
+backend_setup(void)
+{
+	if (!txg_is_client_backend() || IsParallelWorker() ||
+		MyProc == NULL || !txg_registry_attached() ||
+		PqCommMethods == NULL)
+	{
+		backend_ignored = true;
+		return false;
+	}
+
+	txg_registry_attach_backend();
+	txg_stats_attach_backend();
+	txg_sentinel_attach_backend();
+	txg_timeout_backend_init();
+	before_shmem_exit(backend_exit, (Datum) 0);
+	RegisterXactCallback(xact_callback, NULL);
+	RegisterSubXactCallback(subxact_callback, NULL);
+
+	prev_comm_methods = PqCommMethods;
+	txg_comm_methods = *PqCommMethods;
+	txg_comm_methods.putmessage = txg_putmessage;
+	PqCommMethods = &txg_comm_methods;
+
+	backend_ready = true;
+	return true;
+}
+
+static inline bool
+track_this_backend(void)
+{
+	if (likely(backend_ready))
+		return true;
+	if (backend_ignored)
+		return false;
+	return backend_setup();
+}
+
+/* the session ends: settle what is still open, give the slot back */
+static void
+backend_exit(int code, Datum arg)
+{
+	if (PqCommMethods == &txg_comm_methods)
+		PqCommMethods = prev_comm_methods;
+	txg_session_exit();
+	txg_timeout_backend_exit();
+	txg_stats_detach_backend();
+	txg_registry_detach_backend();
+	backend_ready = false;
+	backend_ignored = true;
+}
+
+/*
+ * Is a statement with this source text the client's own?  See the file
+ * header.
+ */
+static inline bool
+is_client_text(const char *source)
+{
+	if (source == NULL || debug_query_string == NULL || in_client_utility)
+		return false;
+	return source == debug_query_string ||
+		strcmp(source, debug_query_string) == 0;
+}
+
+/*
+ * The statement at "location" and "length" in a query string that may
+ * hold several (length 0: to the end), without the white space around it.
+ */
+static inline const char *
+statement_text(const char *source, int location, int length, int *len)
+{
+	const char *text = source;
+	int			n;
+
+	if (location > 0)
+		text += location;
+	n = length > 0 ? length : (int) strlen(text);
+	while (n > 0 && scanner_isspace(*text))
+	{
+		text++;
+		n--;
+	}
+	while (n > 0 && scanner_isspace(text[n - 1]))
+		n--;
+	*len = n;
+	return text;
+}
+
+static void
+txg_post_parse_analyze(TXG_POST_PARSE_ANALYZE_ARGS)
+{
+	if (track_this_backend())
+	{
+		if (is_client_text(pstate->p_sourcetext))
+		{
+			const char *text;
+			int			len;
+			bool		chain;
+
+			text = statement_text(pstate->p_sourcetext, query->stmt_location,
+								  query->stmt_len, &len);
+			txg_session_parse(text, len,
+							  txg_statement_kind(query->utilityStmt, &chain));
+		}
+		else if (unlikely(txg_deadline_passed || txg_session_watch_nested))
+			txg_session_nested();
+	}
+	if (prev_post_parse_analyze)
+		prev_post_parse_analyze(TXG_POST_PARSE_ANALYZE_PASS);
+}
+
+static void
+txg_ExecutorStart(QueryDesc *queryDesc, int eflags)
+{
+	if (track_this_backend())
+	{
+		if (is_client_text(queryDesc->sourceText))
+		{
+			const char *text;
+			int			len;
+
+			text = statement_text(queryDesc->sourceText,
+								  queryDesc->plannedstmt->stmt_location,
+								  queryDesc->plannedstmt->stmt_len, &len);
+			txg_session_statement(text, len, TXG_STMT_OTHER, false);
+		}
+		else if (unlikely(txg_deadline_passed || txg_session_watch_nested))
+			txg_session_nested();
+	}
+
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+static void
+txg_ExecutorRun(TXG_EXECUTOR_RUN_ARGS)
+{
+	/* an Execute message may run a portal bound before the last Sync */
+	if (unlikely(txg_session_state != SS_RUNNING || txg_deadline_passed) &&
+		backend_ready)
+		txg_session_portal();
+
+	if (prev_ExecutorRun)
+		prev_ExecutorRun(TXG_EXECUTOR_RUN_PASS);
+	else
+		standard_ExecutorRun(TXG_EXECUTOR_RUN_PASS);
+}
+
+/* COMMIT (or END) of a transaction past its deadline rolls back */
+static PlannedStmt *
+rollback_instead(PlannedStmt *pstmt)
+{
+	PlannedStmt *copy = makeNode(PlannedStmt);
+	TransactionStmt *rollback = makeNode(TransactionStmt);
+
+	rollback->kind = TRANS_STMT_ROLLBACK;
+	rollback->chain = ((TransactionStmt *) pstmt->utilityStmt)->chain;
+	copy->commandType = CMD_UTILITY;
+	copy->canSetTag = pstmt->canSetTag;
+	copy->utilityStmt = (Node *) rollback;
+	copy->stmt_location = pstmt->stmt_location;
+	copy->stmt_len = pstmt->stmt_len;
+	return copy;
+}
+
+static inline void
+call_process_utility(TXG_PROCESS_UTILITY_ARGS)
+{
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(TXG_PROCESS_UTILITY_PASS);
+	else
+		standard_ProcessUtility(TXG_PROCESS_UTILITY_PASS);
+}
+
+/*
+ * A client's utility statement other than BEGIN, COMMIT and the like.
+ * While it runs, an executor started with the client's text is its own
+ * (EXPLAIN ANALYZE, CREATE TABLE AS, COPY (query), DECLARE CURSOR), not a
+ * statement of the client's; and a CALL or DO commits and rolls back on
+ * its own account.  Both facts must not outlive an error, hence the
+ * exception handler, which only these statements pay for.
+ */
+static void
+process_client_utility(TxgStmtKind kind, TXG_PROCESS_UTILITY_ARGS)
+{
+	in_client_utility = true;
+	if (kind == TXG_STMT_CALL)
+		txg_session_call(true);
+	PG_TRY();
+	{
+		call_process_utility(TXG_PROCESS_UTILITY_PASS);
+	}
+	PG_CATCH();
+	{
+		in_client_utility = false;
+		if (kind == TXG_STMT_CALL)
+			txg_session_call(false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	in_client_utility = false;
+	if (kind == TXG_STMT_CALL)
+		txg_session_call(false);
+}
+
+static void
+txg_ProcessUtility(TXG_PROCESS_UTILITY_ARGS)
+{
+	TxgStmtKind kind = TXG_STMT_OTHER;
+	bool		client = false;
+	bool		rolled_back = false;
+
+	if (track_this_backend())
+	{
+		if (context == PROCESS_UTILITY_TOPLEVEL && !in_client_utility)
+		{
+			const char *text;
+			int			len;
+			bool		chain;
+
+			kind = txg_statement_kind(pstmt->utilityStmt, &chain);
+			text = statement_text(queryString, pstmt->stmt_location,
+								  pstmt->stmt_len, &len);
+			txg_session_statement(text, len, kind, chain);
+			client = !IsA(pstmt->utilityStmt, TransactionStmt);
+			if (kind == TXG_STMT_COMMIT && txg_session_state == SS_EXPIRED)
+			{
+				pstmt = rollback_instead(pstmt);
+				rolled_back = true;
+			}
+		}
+		else if (unlikely(txg_deadline_passed || txg_session_watch_nested))
+			txg_session_nested();
+	}
+
+	if (client)
+		process_client_utility(kind, TXG_PROCESS_UTILITY_PASS);
+	else
+		call_process_utility(TXG_PROCESS_UTILITY_PASS);
+
+	/* as for COMMIT of an aborted transaction block */
+	if (rolled_back && qc != NULL)
+		SetQueryCompletion(qc, CMDTAG_ROLLBACK, 0);
+}
+
+/*
+ * A function is about to run.  Outside any client message, with the
+ * session not already working, that is a FunctionCall message: the fast
+ * path runs no statement and passes no other hook.
+ */
+static void
+txg_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+				  int subId, void *arg)
+{
+	if (access == OAT_FUNCTION_EXECUTE && debug_query_string == NULL &&
+		(txg_session_state != SS_RUNNING || txg_deadline_passed) &&
+		track_this_backend())
+		txg_session_fastpath(objectId);
+
+	if (prev_object_access)
+		prev_object_access(access, classId, objectId, subId, arg);
+}
+
+static void
+xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			txg_session_pre_commit();
+			break;
+		case XACT_EVENT_COMMIT:
+			txg_session_commit();
+			break;
+		case XACT_EVENT_PREPARE:
+			txg_session_prepare();
+			break;
+		case XACT_EVENT_ABORT:
+			txg_session_abort();
+			break;
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+			break;
+	}
+}
+
+static void
+subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+				 SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		txg_session_subxact_abort();
+}
+
+static int
+txg_putmessage(char msgtype, const char *s, size_t len)
+{
+	if (msgtype == 'Z' && len == 1)
+		txg_session_ready(s[0]);
+	return prev_comm_methods->putmessage(msgtype, s, len);
+}
+
+void
+txg_hooks_init(void)
+{
+	prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = txg_ExecutorStart;
+	prev_ExecutorRun = ExecutorRun_hook;
+	ExecutorRun_hook = txg_ExecutorRun;
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = txg_ProcessUtility;
+	prev_post_parse_analyze = post_parse_analyze_hook;
+	post_parse_analyze_hook = txg_post_parse_analyze;
+	prev_object_access = object_access_hook;
+	object_access_hook = txg_object_access;
+}

@@ -1,0 +1,876 @@
+/*-------------------------------------------------------------------------
+ *
+ * session.c
+ *		The lifecycle of a client session, as one explicit state machine.
+ *
+ * This file is the one place that decides where a session stands: not in
+ * a transaction, working or idle in a live transaction, in an aborted
+ * one, past its deadline, or on its way out.  The hooks (hooks.c) turn
+ * what PostgreSQL tells them into the events below; the registry, the
+ * timeout, the outcome counters and the sentinel read the result.
+ *
+ * States (TxgSessionState, in pg_txguard.h):
+ *
+ *	SS_NO_XACT			not in a transaction pg_txguard follows
+ *	SS_RUNNING			working in a live transaction
+ *	SS_IDLE				ReadyForQuery 'T': waiting for the client
+ *	SS_IDLE_SUBABORTED	ReadyForQuery 'E', but only a subtransaction failed:
+ *						the transaction lives and holds its locks
+ *	SS_ABORTED			working in an aborted transaction block (only
+ *						its end, or ROLLBACK TO, reaches us)
+ *	SS_IDLE_ABORTED		ReadyForQuery 'E' in an aborted block: no locks
+ *	SS_EXPIRED			working in a live transaction past its deadline
+ *	SS_IDLE_EXPIRED		idle in a live transaction past its deadline
+ *	SS_EXITING			the backend is exiting
+ *
+ * Events, one function each, each switching over every state (no default
+ * case, so that the compiler names a state an event forgets):
+ *
+ *	parse			a client statement was analysed (Query, Parse, or a
+ *					plan revalidated at Bind): work starts, and a
+ *					transaction opened by it is followed from now on
+ *	statement		a client statement starts executing
+ *	portal			a portal runs (Execute, even of a portal bound before)
+ *	fastpath		a FunctionCall message calls a function
+ *	nested			a statement below the client's starts (deadline only)
+ *	subxact_abort	a subtransaction was rolled back
+ *	commit, abort, prepare
+ *					the top-level transaction ended (transaction callbacks)
+ *	ready			the backend sends ReadyForQuery ('I', 'T' or 'E')
+ *	exit			the backend exits
+ *
+ * The deadline is a flag the timer sets (txg_deadline_passed); each event
+ * first folds it into the state (absorb_deadline), so the states that
+ * follow a live transaction past its deadline are entered at the next
+ * event.  What the timer does at the deadline depends on what the backend
+ * is doing at that moment, not on this state: see timeout.c.
+ *
+ *     NO_XACT --parse/statement/fastpath--> RUNNING --ready T--> IDLE
+ *     RUNNING --ready E--> IDLE_SUBABORTED (a savepoint failed)
+ *     RUNNING --abort (error, explicit block)--> ABORTED --ready E--> IDLE_ABORTED
+ *     RUNNING --commit/abort/prepare--> NO_XACT (or RUNNING: AND CHAIN, procedure)
+ *     IDLE*, ABORTED* --statement, portal, fastpath--> RUNNING / ABORTED
+ *     ABORTED* --COMMIT/ROLLBACK [AND CHAIN]--> NO_XACT (or RUNNING)
+ *     RUNNING, IDLE* --deadline--> EXPIRED / IDLE_EXPIRED --ROLLBACK--> NO_XACT
+ *     any --exit--> EXITING
+ *
+ * Outcomes.  Every transaction that ends in a client backend is counted
+ * once, as pg_stat_database counts xact_commit and xact_rollback; a
+ * transaction pg_txguard never saw work in (a syntax error, a
+ * Describe-only message) is counted from its callback alone.  The outcome
+ * of an aborted block is known only when it ends: failed (or timed_out)
+ * when the client ends it, abandoned when it leaves.  PREPARE TRANSACTION
+ * is not counted: COMMIT or ROLLBACK PREPARED runs in a transaction that
+ * is.
+ *
+ * Nothing here takes a lock or allocates memory on the per-statement
+ * path; the state is a small integer in backend-local memory.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "pg_txguard.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/regproc.h"
+#include "utils/timestamp.h"
+
+TxgSessionState txg_session_state = SS_NO_XACT;
+
+/* the transaction followed */
+static TimestampTz xact_start = 0;
+static bool xact_explicit = false;	/* a block: BEGIN, or AND CHAIN */
+
+/* the outcome of an aborted block, counted when the block ends */
+static TxgOutcome block_outcome = TXG_OUTCOME_COUNT;
+
+/* ReadyForQuery status of an idle transaction past its deadline */
+static char expired_status = 'T';
+
+/* the client statement running now, as far as its transaction cares */
+static TxgStmtKind running_kind = TXG_STMT_OTHER;
+static bool running_chain = false;
+
+/* inside a top-level CALL or DO: its commits and rollbacks are its own */
+static bool in_call = false;
+
+/* between pre-commit and commit: an abort now is a commit that failed */
+static bool committing = false;
+
+/*
+ * A procedure rolled back, and goes on in a new transaction.  Or did its
+ * COMMIT fail?  From 14 on, core aborts a failed COMMIT inside the
+ * procedure, starts a new transaction, and rethrows the error, which then
+ * aborts that one too: to the transaction callbacks both look alike.  The
+ * difference shows next: an error that aborts the new transaction before
+ * any statement ran in it was the procedure's COMMIT failing (or an error
+ * raised right after its ROLLBACK, which is counted the same way).  Until
+ * then, statements below the client's are watched, cheaply: the flag is
+ * tested where the deadline is.
+ */
+static TxgOutcome procedure_abort = TXG_OUTCOME_COUNT;
+bool		txg_session_watch_nested = false;
+
+static const char *const outcome_names[] = {
+	[TXG_OUTCOME_COMMITTED] = "committed",
+	[TXG_OUTCOME_ROLLED_BACK] = "rolled_back",
+	[TXG_OUTCOME_FAILED] = "failed",
+	[TXG_OUTCOME_ABANDONED] = "abandoned",
+	[TXG_OUTCOME_TIMED_OUT] = "timed_out",
+	[TXG_OUTCOME_TERMINATED] = "terminated",
+	[TXG_OUTCOME_BLOCKER_TERMINATED] = "blocker_terminated",
+};
+
+static const char *
+state_name(TxgSessionState state)
+{
+	switch (state)
+	{
+		case SS_NO_XACT:
+			return "no transaction";
+		case SS_RUNNING:
+			return "running";
+		case SS_IDLE:
+			return "idle in transaction";
+		case SS_IDLE_SUBABORTED:
+			return "idle with a failed subtransaction";
+		case SS_ABORTED:
+			return "running in an aborted transaction";
+		case SS_IDLE_ABORTED:
+			return "idle in an aborted transaction";
+		case SS_EXPIRED:
+			return "running past the deadline";
+		case SS_IDLE_EXPIRED:
+			return "idle past the deadline";
+		case SS_EXITING:
+			return "exiting";
+	}
+	return "invalid";
+}
+
+/* an event that cannot happen in the current state */
+static void
+unexpected(const char *event)
+{
+	elog(WARNING, "pg_txguard: unexpected event \"%s\" in session state \"%s\"",
+		 event, state_name(txg_session_state));
+}
+
+static inline void
+set_state(TxgSessionState state)
+{
+	txg_session_state = state;
+}
+
+/* statements that open or close a block are neither counted nor kept */
+static inline bool
+is_counted(TxgStmtKind kind)
+{
+	switch (kind)
+	{
+		case TXG_STMT_BEGIN:
+		case TXG_STMT_COMMIT:
+		case TXG_STMT_ROLLBACK:
+		case TXG_STMT_PREPARE:
+			return false;
+		case TXG_STMT_OTHER:
+		case TXG_STMT_ROLLBACK_TO:
+		case TXG_STMT_CALL:
+			return true;
+	}
+	return true;
+}
+
+/* what a transaction past its deadline still accepts */
+static inline bool
+is_exit(TxgStmtKind kind)
+{
+	switch (kind)
+	{
+		case TXG_STMT_COMMIT:	/* turned into a ROLLBACK by the hook */
+		case TXG_STMT_ROLLBACK:
+		case TXG_STMT_ROLLBACK_TO:
+			return true;
+		case TXG_STMT_OTHER:
+		case TXG_STMT_BEGIN:
+		case TXG_STMT_PREPARE:
+		case TXG_STMT_CALL:
+			return false;
+	}
+	return false;
+}
+
+/* ----------------------------------------------------------------
+ * Transactions: open, count, close
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * Count the outcome of a transaction that started at "start", and log it
+ * when it lasted txguard.log_min_duration or longer (while the registry
+ * still describes it).
+ */
+static void
+count_outcome(TxgOutcome outcome, TimestampTz start)
+{
+	TimestampTz end = GetCurrentTimestamp();
+
+	txg_stats_count(outcome, end - start);
+	if (txg_log_min_duration >= 0 &&
+		end - start >= (int64) txg_log_min_duration * 1000)
+		txg_log_transaction("long_transaction", outcome_names[outcome], end);
+}
+
+/*
+ * Start following a transaction that started at "start": registry record,
+ * deadline.  "continued": a procedure's next transaction, whose first
+ * statement is the CALL.
+ */
+static void
+xact_open(TimestampTz start, bool explicit_block, bool continued)
+{
+	TimestampTz deadline;
+
+	xact_start = start;
+	xact_explicit = explicit_block;
+	block_outcome = TXG_OUTCOME_COUNT;
+	deadline = txg_timeout_guard(start);
+	txg_registry_open(start, deadline, continued);
+	set_state(SS_RUNNING);
+}
+
+/* stop following the transaction; its outcome has been counted */
+static void
+xact_close(void)
+{
+	txg_timeout_flush();
+	txg_timeout_unguard();
+	txg_registry_close();
+	block_outcome = TXG_OUTCOME_COUNT;
+	xact_explicit = false;
+	set_state(SS_NO_XACT);
+}
+
+/* a transaction ended with "outcome": count it, and stop following it */
+static void
+xact_end(TxgOutcome outcome)
+{
+	txg_timeout_flush();
+	count_outcome(outcome, xact_start);
+	xact_close();
+}
+
+/* a transaction we do not follow ended: count it all the same */
+static void
+untracked_end(TxgOutcome outcome)
+{
+	count_outcome(outcome, GetCurrentTransactionStartTimestamp());
+}
+
+/* work runs after a procedure's rollback: it was a rollback indeed */
+static void
+procedure_goes_on(void)
+{
+	procedure_abort = TXG_OUTCOME_COUNT;
+	txg_session_watch_nested = false;
+}
+
+/* the live transaction's deadline passed: enter the matching state */
+static inline void
+absorb_deadline(void)
+{
+	if (likely(!txg_deadline_passed))
+		return;
+	switch (txg_session_state)
+	{
+		case SS_RUNNING:
+			set_state(SS_EXPIRED);
+			break;
+		case SS_IDLE:
+			expired_status = 'T';
+			set_state(SS_IDLE_EXPIRED);
+			txg_registry_set_state(TXG_STATE_IDLE, true);
+			break;
+		case SS_IDLE_SUBABORTED:
+			expired_status = 'E';
+			set_state(SS_IDLE_EXPIRED);
+			break;
+		case SS_NO_XACT:
+		case SS_ABORTED:
+		case SS_IDLE_ABORTED:
+		case SS_EXPIRED:
+		case SS_IDLE_EXPIRED:
+		case SS_EXITING:
+			break;
+	}
+}
+
+/* ----------------------------------------------------------------
+ * Work starts
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * A client statement has been analysed: for a Query or a Parse message,
+ * or a plan revalidated at Bind.  A transaction that starts here (a Parse
+ * without Sync opens one, and takes locks) is followed from now on.
+ */
+void
+txg_session_parse(const char *text, int len, TxgStmtKind kind)
+{
+	if (unlikely(txg_session_watch_nested))
+		procedure_goes_on();
+	absorb_deadline();
+	switch (txg_session_state)
+	{
+		case SS_NO_XACT:
+			xact_open(GetCurrentTransactionStartTimestamp(), false, false);
+			break;
+		case SS_RUNNING:
+		case SS_IDLE:
+		case SS_IDLE_SUBABORTED:
+			set_state(SS_RUNNING);
+			break;
+		case SS_EXPIRED:
+		case SS_IDLE_EXPIRED:
+			if (!is_exit(kind))
+				txg_timeout_refuse();
+			set_state(SS_EXPIRED);
+			txg_registry_parse(NULL, 0);
+			return;
+		case SS_ABORTED:
+		case SS_IDLE_ABORTED:
+			/* core lets only the statements that end the block through */
+			set_state(SS_ABORTED);
+			txg_registry_parse(NULL, 0);
+			return;
+		case SS_EXITING:
+			return;
+	}
+	txg_registry_parse(is_counted(kind) ? text : NULL, len);
+}
+
+/* an aborted block ends: ROLLBACK or COMMIT, perhaps AND CHAIN */
+static void
+aborted_block_end(bool chain)
+{
+	xact_end(block_outcome != TXG_OUTCOME_COUNT ? block_outcome :
+			 TXG_OUTCOME_FAILED);
+	if (chain)
+		xact_open(GetCurrentTimestamp(), true, false);
+}
+
+/* a client statement starts executing */
+void
+txg_session_statement(const char *text, int len, TxgStmtKind kind,
+					  bool chain)
+{
+	if (unlikely(txg_session_watch_nested))
+		procedure_goes_on();
+	absorb_deadline();
+	switch (txg_session_state)
+	{
+		case SS_NO_XACT:
+			xact_open(GetCurrentTransactionStartTimestamp(),
+					  kind == TXG_STMT_BEGIN, false);
+			break;
+		case SS_RUNNING:
+		case SS_IDLE:
+		case SS_IDLE_SUBABORTED:
+			if (kind == TXG_STMT_BEGIN)
+				xact_explicit = true;
+			set_state(SS_RUNNING);
+			break;
+		case SS_EXPIRED:
+		case SS_IDLE_EXPIRED:
+			if (!is_exit(kind))
+				txg_timeout_refuse();
+			set_state(SS_EXPIRED);
+			break;
+		case SS_ABORTED:
+		case SS_IDLE_ABORTED:
+			switch (kind)
+			{
+				case TXG_STMT_COMMIT:
+				case TXG_STMT_ROLLBACK:
+				case TXG_STMT_PREPARE:
+					/* ends the block: core rolls back, and cannot fail */
+					aborted_block_end(chain);
+					running_kind = TXG_STMT_OTHER;
+					running_chain = false;
+					return;
+				case TXG_STMT_ROLLBACK_TO:
+					/* no savepoint can exist: it fails, the block stays */
+					set_state(SS_ABORTED);
+					break;
+				case TXG_STMT_OTHER:
+				case TXG_STMT_BEGIN:
+				case TXG_STMT_CALL:
+					unexpected("statement");
+					set_state(SS_ABORTED);
+					break;
+			}
+			break;
+		case SS_EXITING:
+			return;
+	}
+	running_kind = kind;
+	running_chain = chain;
+	txg_registry_statement(text, len, is_counted(kind));
+}
+
+/*
+ * A statement below the client's starts: nothing runs past the deadline;
+ * and a procedure that rolled back does work again.
+ */
+void
+txg_session_nested(void)
+{
+	if (txg_session_watch_nested)
+		procedure_goes_on();
+	absorb_deadline();
+	switch (txg_session_state)
+	{
+		case SS_EXPIRED:
+		case SS_IDLE_EXPIRED:
+			txg_timeout_nested();
+			break;
+		case SS_NO_XACT:
+		case SS_RUNNING:
+		case SS_IDLE:
+		case SS_IDLE_SUBABORTED:
+		case SS_ABORTED:
+		case SS_IDLE_ABORTED:
+		case SS_EXITING:
+			break;
+	}
+}
+
+/*
+ * A portal runs: an Execute message, perhaps for a portal bound before the
+ * last Sync, which starts no statement; or any executor run below it.
+ */
+void
+txg_session_portal(void)
+{
+	absorb_deadline();
+	switch (txg_session_state)
+	{
+		case SS_RUNNING:
+			break;
+		case SS_IDLE:
+		case SS_IDLE_SUBABORTED:
+			set_state(SS_RUNNING);
+			txg_registry_set_state(TXG_STATE_ACTIVE, true);
+			break;
+		case SS_EXPIRED:
+		case SS_IDLE_EXPIRED:
+			txg_timeout_refuse();
+			break;
+		case SS_NO_XACT:
+			/* work in a transaction we do not follow (VACUUM's next ones) */
+			break;
+		case SS_ABORTED:
+		case SS_IDLE_ABORTED:
+			unexpected("portal");
+			break;
+		case SS_EXITING:
+			break;
+	}
+}
+
+/* a FunctionCall message calls function "fn" */
+void
+txg_session_fastpath(Oid fn)
+{
+	char	   *text;
+
+	absorb_deadline();
+	switch (txg_session_state)
+	{
+		case SS_NO_XACT:
+			xact_open(GetCurrentTransactionStartTimestamp(), false, false);
+			break;
+		case SS_IDLE:
+		case SS_IDLE_SUBABORTED:
+			set_state(SS_RUNNING);
+			break;
+		case SS_EXPIRED:
+		case SS_IDLE_EXPIRED:
+			txg_timeout_refuse();
+			return;
+		case SS_RUNNING:
+			return;
+		case SS_ABORTED:
+		case SS_IDLE_ABORTED:
+			/* core refuses the call before it gets here */
+			unexpected("fastpath");
+			return;
+		case SS_EXITING:
+			return;
+	}
+	running_kind = TXG_STMT_OTHER;
+	running_chain = false;
+	text = psprintf("fastpath function call: %s", format_procedure(fn));
+	txg_registry_statement(text, strlen(text), true);
+	pfree(text);
+}
+
+/* a top-level CALL or DO starts, or has ended (normally or by an error) */
+void
+txg_session_call(bool entering)
+{
+	in_call = entering;
+}
+
+/* ----------------------------------------------------------------
+ * Transactions end
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * A subtransaction was rolled back: ROLLBACK TO, an exception block, or
+ * an error at the top level inside a savepoint.  The transaction lives
+ * on; core's error recovery has disabled every timeout, so arm ours again.
+ */
+void
+txg_session_subxact_abort(void)
+{
+	txg_timeout_flush();
+	switch (txg_session_state)
+	{
+		case SS_RUNNING:
+		case SS_EXPIRED:
+		case SS_IDLE:
+		case SS_IDLE_SUBABORTED:
+		case SS_IDLE_EXPIRED:
+			txg_timeout_rearm();
+			break;
+		case SS_NO_XACT:
+		case SS_ABORTED:
+		case SS_IDLE_ABORTED:
+		case SS_EXITING:
+			break;
+	}
+}
+
+/* pre-commit or pre-prepare: past the deadline, a transaction cannot commit */
+void
+txg_session_pre_commit(void)
+{
+	committing = true;
+	absorb_deadline();
+	switch (txg_session_state)
+	{
+		case SS_EXPIRED:
+		case SS_IDLE_EXPIRED:
+			txg_timeout_pre_commit();
+			break;
+		case SS_NO_XACT:
+		case SS_RUNNING:
+		case SS_IDLE:
+		case SS_IDLE_SUBABORTED:
+		case SS_ABORTED:
+		case SS_IDLE_ABORTED:
+		case SS_EXITING:
+			break;
+	}
+}
+
+/* the top-level transaction committed */
+void
+txg_session_commit(void)
+{
+	committing = false;
+	procedure_abort = TXG_OUTCOME_COUNT;
+	txg_session_watch_nested = false;
+	switch (txg_session_state)
+	{
+		case SS_RUNNING:
+			xact_end(TXG_OUTCOME_COMMITTED);
+			if (in_call)
+			{
+				/* a procedure committed: it goes on in a new transaction */
+				xact_open(GetCurrentTimestamp(), false, true);
+			}
+			else if (running_kind == TXG_STMT_COMMIT && running_chain)
+			{
+				running_kind = TXG_STMT_OTHER;
+				running_chain = false;
+				xact_open(GetCurrentTimestamp(), true, false);
+			}
+			break;
+		case SS_NO_XACT:
+			untracked_end(TXG_OUTCOME_COMMITTED);
+			break;
+		case SS_EXPIRED:
+		case SS_IDLE:
+		case SS_IDLE_SUBABORTED:
+		case SS_ABORTED:
+		case SS_IDLE_ABORTED:
+		case SS_IDLE_EXPIRED:
+			unexpected("commit");
+			xact_end(TXG_OUTCOME_COMMITTED);
+			break;
+		case SS_EXITING:
+			break;
+	}
+}
+
+/*
+ * The top-level transaction was rolled back: by the client's ROLLBACK, by
+ * a procedure's ROLLBACK, or by an error.  An error inside a transaction
+ * block leaves the block in place, aborted, until the client ends it;
+ * anything else ends the transaction here.
+ */
+void
+txg_session_abort(void)
+{
+	bool		requested = !committing &&
+		(running_kind == TXG_STMT_ROLLBACK || in_call);
+	bool		expired;
+	TxgOutcome	outcome;
+
+	committing = false;
+	absorb_deadline();
+	expired = txg_session_state == SS_EXPIRED;
+	outcome = expired ? TXG_OUTCOME_TIMED_OUT :
+		requested ? TXG_OUTCOME_ROLLED_BACK : TXG_OUTCOME_FAILED;
+
+	switch (txg_session_state)
+	{
+		case SS_RUNNING:
+		case SS_EXPIRED:
+			if (!requested && xact_explicit &&
+				running_kind != TXG_STMT_COMMIT &&
+				running_kind != TXG_STMT_PREPARE)
+			{
+				/* an error in a block: it stays, aborted, holding no locks */
+				txg_timeout_flush();
+				txg_timeout_unguard();
+				block_outcome = outcome;
+				set_state(SS_ABORTED);
+				txg_registry_set_state(TXG_STATE_ACTIVE, false);
+				break;
+			}
+			if (procedure_abort != TXG_OUTCOME_COUNT && !in_call)
+			{
+				/* the failed COMMIT of a procedure, rethrown: see above */
+				if (procedure_abort == TXG_OUTCOME_ROLLED_BACK)
+					txg_stats_recount(TXG_OUTCOME_ROLLED_BACK, TXG_OUTCOME_FAILED);
+				procedure_abort = TXG_OUTCOME_COUNT;
+				txg_session_watch_nested = false;
+				xact_close();
+				break;
+			}
+			xact_end(outcome);
+			if (in_call)
+			{
+				/* a procedure's ROLLBACK, or its failed COMMIT */
+				procedure_abort = outcome;
+				txg_session_watch_nested = true;
+				xact_open(GetCurrentTimestamp(), false, true);
+			}
+			else if (running_kind == TXG_STMT_ROLLBACK && running_chain)
+			{
+				running_kind = TXG_STMT_OTHER;
+				running_chain = false;
+				xact_open(GetCurrentTimestamp(), true, false);
+			}
+			break;
+		case SS_NO_XACT:
+			untracked_end(outcome);
+			break;
+		case SS_IDLE:
+		case SS_IDLE_SUBABORTED:
+		case SS_ABORTED:
+		case SS_IDLE_ABORTED:
+		case SS_IDLE_EXPIRED:
+			unexpected("abort");
+			xact_end(outcome);
+			break;
+		case SS_EXITING:
+			break;
+	}
+}
+
+/* PREPARE TRANSACTION: the outcome is decided by COMMIT/ROLLBACK PREPARED */
+void
+txg_session_prepare(void)
+{
+	switch (txg_session_state)
+	{
+		case SS_RUNNING:
+			xact_close();
+			break;
+		case SS_NO_XACT:
+		case SS_EXITING:
+			break;
+		case SS_EXPIRED:
+		case SS_IDLE:
+		case SS_IDLE_SUBABORTED:
+		case SS_ABORTED:
+		case SS_IDLE_ABORTED:
+		case SS_IDLE_EXPIRED:
+			unexpected("prepare");
+			xact_close();
+			break;
+	}
+}
+
+/* ----------------------------------------------------------------
+ * The backend waits for its client, or leaves
+ * ----------------------------------------------------------------
+ */
+
+/* the backend sends ReadyForQuery with transaction status "status" */
+void
+txg_session_ready(char status)
+{
+	txg_timeout_flush();
+	absorb_deadline();
+	running_kind = TXG_STMT_OTHER;
+	running_chain = false;
+	in_call = false;
+	committing = false;
+	procedure_abort = TXG_OUTCOME_COUNT;
+	txg_session_watch_nested = false;
+
+	switch (txg_session_state)
+	{
+		case SS_NO_XACT:
+			if (status != 'I')
+			{
+				unexpected("ready");
+				xact_open(GetCurrentTransactionStartTimestamp(), true, false);
+				txg_session_ready(status);
+			}
+			return;
+		case SS_RUNNING:
+			if (status == 'T')
+			{
+				set_state(SS_IDLE);
+				txg_registry_set_state(TXG_STATE_IDLE, true);
+			}
+			else if (status == 'E')
+			{
+				set_state(SS_IDLE_SUBABORTED);
+				txg_registry_set_state(TXG_STATE_IDLE_ABORTED, true);
+			}
+			else
+			{
+				unexpected("ready");
+				xact_close();
+			}
+			break;
+		case SS_IDLE:
+		case SS_IDLE_SUBABORTED:
+		case SS_IDLE_ABORTED:
+			/* a Sync with nothing before it: still idle, since then */
+			if (status == 'I')
+			{
+				unexpected("ready");
+				xact_close();
+			}
+			break;
+		case SS_ABORTED:
+			if (status == 'E')
+			{
+				set_state(SS_IDLE_ABORTED);
+				txg_registry_set_state(TXG_STATE_IDLE_ABORTED, false);
+			}
+			else
+			{
+				unexpected("ready");
+				xact_close();
+			}
+			break;
+		case SS_EXPIRED:
+		case SS_IDLE_EXPIRED:
+			if (status == 'I')
+			{
+				unexpected("ready");
+				xact_close();
+				break;
+			}
+			if (txg_session_state == SS_EXPIRED ||
+				status != expired_status)
+			{
+				expired_status = status;
+				set_state(SS_IDLE_EXPIRED);
+				txg_registry_set_state(status == 'E' ? TXG_STATE_IDLE_ABORTED :
+									   TXG_STATE_IDLE, true);
+			}
+			break;
+		case SS_EXITING:
+			return;
+	}
+	/* in a live transaction, make sure the timer is armed */
+	switch (txg_session_state)
+	{
+		case SS_IDLE:
+		case SS_IDLE_SUBABORTED:
+		case SS_IDLE_EXPIRED:
+			txg_timeout_rearm();
+			break;
+		case SS_NO_XACT:
+		case SS_RUNNING:
+		case SS_ABORTED:
+		case SS_IDLE_ABORTED:
+		case SS_EXPIRED:
+		case SS_EXITING:
+			break;
+	}
+}
+
+/*
+ * The backend exits, before core rolls back what is still open: the
+ * timeout or the sentinel ended it, or the client left it (abandoned).
+ */
+void
+txg_session_exit(void)
+{
+	TxgEventData event;
+
+	txg_timeout_flush();
+	switch (txg_session_state)
+	{
+		case SS_NO_XACT:
+		case SS_EXITING:
+			break;
+		case SS_RUNNING:
+		case SS_IDLE:
+		case SS_IDLE_SUBABORTED:
+		case SS_ABORTED:
+		case SS_IDLE_ABORTED:
+		case SS_EXPIRED:
+		case SS_IDLE_EXPIRED:
+			if (txg_timeout_terminated())
+				count_outcome(TXG_OUTCOME_TERMINATED, xact_start);
+			else if (txg_sentinel_requested(&event))
+			{
+				txg_event_report(&event);
+				count_outcome(TXG_OUTCOME_BLOCKER_TERMINATED, xact_start);
+			}
+			else if (block_outcome == TXG_OUTCOME_TIMED_OUT)
+				count_outcome(TXG_OUTCOME_TIMED_OUT, xact_start);
+			else
+			{
+				memset(&event, 0, sizeof(event));
+				event.kind = TXG_EVENT_ABANDONED;
+				event.event_time = GetCurrentTimestamp();
+				event.no_log = !txg_log_abandoned;
+				/* whom it blocked as it left: its locks are still held */
+				event.nblocking = txg_blocked_by(txg_lock_waiters(), MyProcPid,
+												 event.blocking,
+												 TXG_EVENT_MAX_BLOCKING);
+				txg_event_report(&event);
+				count_outcome(TXG_OUTCOME_ABANDONED, xact_start);
+			}
+			txg_timeout_unguard();
+			txg_registry_close();
+			break;
+	}
+	set_state(SS_EXITING);
+}
