@@ -317,7 +317,11 @@ txg_ProcessUtility(TXG_PROCESS_UTILITY_ARGS)
 	if (client)
 		process_client_utility(kind, TXG_PROCESS_UTILITY_PASS);
 	else
+	{
 		call_process_utility(TXG_PROCESS_UTILITY_PASS);
+		if (kind != TXG_STMT_OTHER)
+			txg_session_statement_done();
+	}
 
 	/* as for COMMIT of an aborted transaction block */
 	if (rolled_back && qc != NULL)
@@ -375,11 +379,21 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		txg_session_subxact_abort();
 }
 
+/*
+ * ReadyForQuery, errors, and the answers to messages that pass no other
+ * hook.  Notices, notifications and parameter reports answer no message.
+ */
 static int
 txg_putmessage(char msgtype, const char *s, size_t len)
 {
-	if (msgtype == 'Z' && len == 1)
-		txg_session_ready(s[0]);
+	if (msgtype == 'Z')
+	{
+		if (len == 1)
+			txg_session_ready(s[0]);
+	}
+	else if (unlikely(txg_session_state != SS_RUNNING || msgtype == 'E') &&
+			 msgtype != 'N' && msgtype != 'A' && msgtype != 'S')
+		txg_session_answer(msgtype == 'E');
 	return prev_comm_methods->putmessage(msgtype, s, len);
 }
 

@@ -231,6 +231,8 @@ extern PGDLLIMPORT bool txg_session_watch_nested;
 extern void txg_session_parse(const char *text, int len, TxgStmtKind kind);
 extern void txg_session_statement(const char *text, int len,
 								  TxgStmtKind kind, bool chain);
+extern void txg_session_statement_done(void);
+extern void txg_session_answer(bool error);
 extern void txg_session_nested(void);
 extern void txg_session_portal(void);
 extern void txg_session_fastpath(Oid fn);

@@ -33,6 +33,8 @@
  *	portal			a portal runs (Execute, even of a portal bound before)
  *	fastpath		a FunctionCall message calls a function
  *	nested			a statement below the client's starts (deadline only)
+ *	answer			the backend answers a message in a transaction (a
+ *					Describe, Close or Bind that ran no statement)
  *	subxact_abort	a subtransaction was rolled back
  *	commit, abort, prepare
  *					the top-level transaction ended (transaction callbacks)
@@ -91,6 +93,7 @@ static char expired_status = 'T';
 /* the client statement running now, as far as its transaction cares */
 static TxgStmtKind running_kind = TXG_STMT_OTHER;
 static bool running_chain = false;
+static bool running_done = false;	/* it returned without error */
 
 /* inside a top-level CALL or DO: its commits and rollbacks are its own */
 static bool in_call = false;
@@ -417,7 +420,86 @@ txg_session_statement(const char *text, int len, TxgStmtKind kind,
 	}
 	running_kind = kind;
 	running_chain = chain;
+	running_done = false;
 	txg_registry_statement(text, len, is_counted(kind));
+}
+
+/*
+ * A client's transaction statement returned without error: a ROLLBACK
+ * now really is the client's, an AND CHAIN really chains.  (ROLLBACK AND
+ * CHAIN outside a block fails instead, and its transaction with it.)
+ */
+void
+txg_session_statement_done(void)
+{
+	running_done = true;
+}
+
+/*
+ * The backend answers a client message: "error", with an ErrorResponse.
+ *
+ * Messages that run no statement (Describe, Close, Bind of a statement
+ * that starts no executor) still open a transaction, and may take locks
+ * while revalidating a cached plan: such a transaction is followed from
+ * its first answer.  In an aborted transaction (or a failed savepoint)
+ * every message but the one that ends it fails, and the session is busy
+ * failing them up to the next Sync: an error is its answer.
+ *
+ * An error has just made core's error recovery disable every timeout; in
+ * a failed savepoint nothing else follows (no subtransaction is aborted
+ * again), so arm ours again here.  This runs while a message is being
+ * sent: it must not fail, so it only moves the state and the timer.
+ */
+void
+txg_session_answer(bool error)
+{
+	switch (txg_session_state)
+	{
+		case SS_NO_XACT:
+			if (!error && IsTransactionState())
+				xact_open(GetCurrentTransactionStartTimestamp(), false, false);
+			break;
+		case SS_IDLE:
+		case SS_IDLE_SUBABORTED:
+			if (error || IsTransactionState() ||
+				txg_session_state == SS_IDLE_SUBABORTED)
+			{
+				set_state(SS_RUNNING);
+				txg_registry_set_state(TXG_STATE_ACTIVE, true);
+			}
+			break;
+		case SS_IDLE_EXPIRED:
+			set_state(SS_EXPIRED);
+			txg_registry_set_state(TXG_STATE_ACTIVE, true);
+			break;
+		case SS_IDLE_ABORTED:
+			set_state(SS_ABORTED);
+			txg_registry_set_state(TXG_STATE_ACTIVE, false);
+			break;
+		case SS_RUNNING:
+		case SS_EXPIRED:
+		case SS_ABORTED:
+		case SS_EXITING:
+			break;
+	}
+	if (error)
+	{
+		switch (txg_session_state)
+		{
+			case SS_RUNNING:
+			case SS_EXPIRED:
+				txg_timeout_rearm();
+				break;
+			case SS_NO_XACT:
+			case SS_IDLE:
+			case SS_IDLE_SUBABORTED:
+			case SS_IDLE_EXPIRED:
+			case SS_ABORTED:
+			case SS_IDLE_ABORTED:
+			case SS_EXITING:
+				break;
+		}
+	}
 }
 
 /*
@@ -594,7 +676,8 @@ txg_session_commit(void)
 				/* a procedure committed: it goes on in a new transaction */
 				xact_open(GetCurrentTimestamp(), false, true);
 			}
-			else if (running_kind == TXG_STMT_COMMIT && running_chain)
+			else if (running_kind == TXG_STMT_COMMIT && running_chain &&
+					 running_done)
 			{
 				running_kind = TXG_STMT_OTHER;
 				running_chain = false;
@@ -628,13 +711,16 @@ void
 txg_session_abort(void)
 {
 	bool		requested = !committing &&
-		(running_kind == TXG_STMT_ROLLBACK || in_call);
+		((running_done && running_kind == TXG_STMT_ROLLBACK) || in_call);
+	bool		chain = running_done && running_chain &&
+		(running_kind == TXG_STMT_ROLLBACK || running_kind == TXG_STMT_COMMIT);
 	bool		expired;
 	TxgOutcome	outcome;
 
 	committing = false;
 	absorb_deadline();
-	expired = txg_session_state == SS_EXPIRED;
+	expired = txg_session_state == SS_EXPIRED ||
+		txg_session_state == SS_IDLE_EXPIRED;
 	outcome = expired ? TXG_OUTCOME_TIMED_OUT :
 		requested ? TXG_OUTCOME_ROLLED_BACK : TXG_OUTCOME_FAILED;
 
@@ -642,6 +728,14 @@ txg_session_abort(void)
 	{
 		case SS_RUNNING:
 		case SS_EXPIRED:
+		case SS_IDLE:
+		case SS_IDLE_SUBABORTED:
+		case SS_IDLE_EXPIRED:
+
+			/*
+			 * An idle state here: an error in a message no hook saw, a
+			 * syntax error say.
+			 */
 			if (!requested && xact_explicit &&
 				running_kind != TXG_STMT_COMMIT &&
 				running_kind != TXG_STMT_PREPARE)
@@ -672,8 +766,9 @@ txg_session_abort(void)
 				txg_session_watch_nested = true;
 				xact_open(GetCurrentTimestamp(), false, true);
 			}
-			else if (running_kind == TXG_STMT_ROLLBACK && running_chain)
+			else if (chain)
 			{
+				/* ROLLBACK AND CHAIN, or COMMIT AND CHAIN that rolled back */
 				running_kind = TXG_STMT_OTHER;
 				running_chain = false;
 				xact_open(GetCurrentTimestamp(), true, false);
@@ -682,11 +777,9 @@ txg_session_abort(void)
 		case SS_NO_XACT:
 			untracked_end(outcome);
 			break;
-		case SS_IDLE:
-		case SS_IDLE_SUBABORTED:
 		case SS_ABORTED:
 		case SS_IDLE_ABORTED:
-		case SS_IDLE_EXPIRED:
+			/* an aborted block is not aborted again */
 			unexpected("abort");
 			xact_end(outcome);
 			break;
@@ -732,6 +825,7 @@ txg_session_ready(char status)
 	absorb_deadline();
 	running_kind = TXG_STMT_OTHER;
 	running_chain = false;
+	running_done = false;
 	in_call = false;
 	committing = false;
 	procedure_abort = TXG_OUTCOME_COUNT;
@@ -748,26 +842,27 @@ txg_session_ready(char status)
 			}
 			return;
 		case SS_RUNNING:
-			if (status == 'T')
+		case SS_IDLE:
+		case SS_IDLE_SUBABORTED:
+			if (status == 'T' && txg_session_state != SS_IDLE)
 			{
 				set_state(SS_IDLE);
 				txg_registry_set_state(TXG_STATE_IDLE, true);
 			}
-			else if (status == 'E')
+			else if (status == 'E' && txg_session_state != SS_IDLE_SUBABORTED)
 			{
+				/* the top level is alive: only a subtransaction failed */
 				set_state(SS_IDLE_SUBABORTED);
 				txg_registry_set_state(TXG_STATE_IDLE_ABORTED, true);
 			}
-			else
+			else if (status == 'I')
 			{
 				unexpected("ready");
 				xact_close();
 			}
+			/* else a Sync with nothing before it: still idle, since then */
 			break;
-		case SS_IDLE:
-		case SS_IDLE_SUBABORTED:
 		case SS_IDLE_ABORTED:
-			/* a Sync with nothing before it: still idle, since then */
 			if (status == 'I')
 			{
 				unexpected("ready");
