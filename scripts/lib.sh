@@ -37,7 +37,7 @@ as_user() {
 # Debian packages the build, the server and the tests need.
 PACKAGES=(
 	"postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR"
-	libipc-run-perl libkrb5-dev
+	libipc-run-perl libkrb5-dev python3
 	make gcc libc6-dev
 )
 
