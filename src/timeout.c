@@ -52,12 +52,13 @@
  * transaction, arm ours again.
  *
  * Cost.  With both settings at 0 (the default) a transaction costs two
- * integer tests.  With a limit, a transaction costs one enable_timeout_at():
- * the timer is not disarmed at the end of a transaction (the next one
- * moves it, and a stale firing finds nothing to do), and timeout.c (from
- * PostgreSQL 14) leaves an earlier SIGALRM request in place instead of
- * calling setitimer() again, so back-to-back short transactions cost no
- * system call; see bench/timeout_syscalls.sh.
+ * integer tests.  With a limit, the timer is not disarmed at the end of a
+ * transaction, and a new transaction whose deadline comes after the one
+ * the timer is armed for leaves it alone: the timer fires early, and the
+ * handler, finding the deadline still ahead, arms it again.  So a stream
+ * of short transactions reschedules the timer once per limit, not once
+ * per transaction, and costs no system call; see
+ * bench/timeout_syscalls.sh.
  *
  *-------------------------------------------------------------------------
  */
@@ -173,6 +174,12 @@ transaction_timeout_handler(void)
 {
 	if (!timer_live || MyProc == NULL || proc_exit_inprogress)
 		return;					/* the transaction, or the backend, is over */
+	if (!txg_deadline_passed && GetCurrentTimestamp() < deadline)
+	{
+		/* armed for an earlier transaction: see set_deadline */
+		enable_timeout_at(timeout_id, deadline);
+		return;
+	}
 	if (!txg_deadline_passed)
 	{
 		txg_deadline_passed = true;
@@ -209,7 +216,16 @@ set_deadline(int timeout, int cap)
 	{
 		deadline = TimestampTzPlusMilliseconds(xact_start, limit);
 		timer_live = true;
-		enable_timeout_at(timeout_id, deadline);
+
+		/*
+		 * A timer still armed for an earlier transaction's deadline, which
+		 * comes first, will do: when it fires, the handler arms the timer
+		 * again for this deadline.  So back-to-back transactions cost no
+		 * rescheduling, and no clock read, until the earlier one is due.
+		 */
+		if (!get_timeout_active(timeout_id) ||
+			get_timeout_finish_time(timeout_id) > deadline)
+			enable_timeout_at(timeout_id, deadline);
 	}
 	else
 	{
