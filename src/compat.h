@@ -40,6 +40,10 @@
 #include "tcop/utility.h"
 #include "utils/guc.h"
 #include "utils/timeout.h"
+#include "utils/timestamp.h"
+#if PG_VERSION_NUM >= 140000
+#include "utils/backend_status.h"
+#endif
 /* wait events have a header of their own from 14 (pgstat.h stopped including it in 19) */
 #if PG_VERSION_NUM >= 140000
 #include "utils/wait_event.h"
@@ -202,6 +206,23 @@ static inline HeapTupleHeader
 txg_datum_get_tuple_header(Datum d)
 {
 	return (HeapTupleHeader) PG_DETOAST_DATUM(d);
+}
+
+/*
+ * When this backend last changed its pg_stat_activity state: PostgreSQL
+ * stamps it just before it sends ReadyForQuery, so the registry can take
+ * the same time without reading the clock again.  MyBEEntry is exported
+ * from 14 (utils/backend_status.h); with track_activities off, or on 13,
+ * read the clock.
+ */
+static inline TimestampTz
+txg_state_change_timestamp(void)
+{
+#if PG_VERSION_NUM >= 140000
+	if (likely(pgstat_track_activities && MyBEEntry != NULL))
+		return MyBEEntry->st_state_start_timestamp;
+#endif
+	return GetCurrentTimestamp();
 }
 
 /* is this process a regular client backend (not a walsender)? */

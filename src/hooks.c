@@ -43,7 +43,6 @@
 #include "libpq/libpq.h"
 #include "nodes/parsenodes.h"
 #include "parser/analyze.h"
-#include "parser/scansup.h"
 #include "storage/ipc.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
@@ -141,6 +140,14 @@ is_client_text(const char *source)
 		strcmp(source, debug_query_string) == 0;
 }
 
+/* white space as the SQL scanner knows it (scanner_isspace) */
+static inline bool
+is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
+		c == '\v';
+}
+
 /*
  * The statement at "location" and "length" in a query string that may
  * hold several (length 0: to the end), without the white space around it.
@@ -154,12 +161,12 @@ statement_text(const char *source, int location, int length, int *len)
 	if (location > 0)
 		text += location;
 	n = length > 0 ? length : (int) strlen(text);
-	while (n > 0 && scanner_isspace(*text))
+	while (n > 0 && is_space(*text))
 	{
 		text++;
 		n--;
 	}
-	while (n > 0 && scanner_isspace(text[n - 1]))
+	while (n > 0 && is_space(text[n - 1]))
 		n--;
 	*len = n;
 	return text;
@@ -261,7 +268,7 @@ call_process_utility(TXG_PROCESS_UTILITY_ARGS)
  * its own account.  Both facts must not outlive an error, hence the
  * exception handler, which only these statements pay for.
  */
-static void
+static pg_noinline void
 process_client_utility(TxgStmtKind kind, TXG_PROCESS_UTILITY_ARGS)
 {
 	in_client_utility = true;
@@ -337,7 +344,8 @@ static void
 txg_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 				  int subId, void *arg)
 {
-	if (access == OAT_FUNCTION_EXECUTE && debug_query_string == NULL &&
+	if (unlikely(debug_query_string == NULL) &&
+		access == OAT_FUNCTION_EXECUTE &&
 		(txg_session_state != SS_RUNNING || txg_deadline_passed) &&
 		track_this_backend())
 		txg_session_fastpath(objectId);
@@ -383,18 +391,36 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
  * ReadyForQuery, errors, and the answers to messages that pass no other
  * hook.  Notices, notifications and parameter reports answer no message.
  */
-static int
-txg_putmessage(char msgtype, const char *s, size_t len)
+static pg_noinline int
+message_sent(char msgtype, const char *s, size_t len)
 {
 	if (msgtype == 'Z')
 	{
 		if (len == 1)
 			txg_session_ready(s[0]);
 	}
-	else if (unlikely(txg_session_state != SS_RUNNING || msgtype == 'E') &&
-			 msgtype != 'N' && msgtype != 'A' && msgtype != 'S')
+	else if (msgtype != 'N' && msgtype != 'A' && msgtype != 'S')
 		txg_session_answer(msgtype == 'E');
 	return prev_comm_methods->putmessage(msgtype, s, len);
+}
+
+/*
+ * The usual cases cost a few tests and no stack frame: a row or a
+ * completion while working, and ReadyForQuery 'I' between transactions,
+ * where nothing is left to do.
+ */
+static int
+txg_putmessage(char msgtype, const char *s, size_t len)
+{
+	if (likely(txg_session_state == SS_RUNNING))
+	{
+		if (likely(msgtype != 'Z' && msgtype != 'E'))
+			return prev_comm_methods->putmessage(msgtype, s, len);
+	}
+	else if (msgtype == 'Z' && txg_session_state == SS_NO_XACT &&
+			 len == 1 && s[0] == 'I')
+		return prev_comm_methods->putmessage(msgtype, s, len);
+	return message_sent(msgtype, s, len);
 }
 
 void

@@ -20,6 +20,16 @@
 #include "utils/elog.h"
 
 /*
+ * What the files of pg_txguard offer each other is not exported from the
+ * library: calls between them are direct, with no trip through the PLT,
+ * and the per-statement path is shorter for it.  (PostgreSQL builds
+ * modules with -fvisibility=hidden from 16 on; this does the same on
+ * every major.)  The SQL-callable functions, _PG_init and the sentinel's
+ * entry point are declared outside this header and stay exported.
+ */
+#pragma GCC visibility push(hidden)
+
+/*
  * What a top-level statement means for the transaction around it.  The
  * session state machine (session.c) needs no more than this of a parse
  * tree.
@@ -101,7 +111,8 @@ extern bool txg_registry_attached(void);
 extern void txg_registry_attach_backend(void);
 extern void txg_registry_detach_backend(void);
 extern void txg_registry_open(TimestampTz xact_start, TimestampTz deadline,
-							  bool continued);
+							  bool continued, const char *text, int len,
+							  bool counted);
 extern void txg_registry_close(void);
 extern void txg_registry_parse(const char *text, int len);
 extern void txg_registry_statement(const char *text, int len, bool counted);
@@ -247,5 +258,7 @@ extern void txg_session_exit(void);
 
 /* hooks.c: turns what PostgreSQL tells a backend into session events */
 extern void txg_hooks_init(void);
+
+#pragma GCC visibility pop
 
 #endif							/* PG_TXGUARD_H */

@@ -199,16 +199,21 @@ clip_length(const char *text, int len)
 /*
  * Open the record of a new transaction, active.  "continued": a procedure
  * committed or rolled back and goes on in this transaction; the CALL is
- * its first statement.
+ * its first statement.  Otherwise "text", when not NULL, is the statement
+ * that opens it, counted when "counted" (one write for the usual case of
+ * a transaction opened by the statement that runs in it).
  */
 void
 txg_registry_open(TimestampTz xact_start, TimestampTz deadline,
-				  bool continued)
+				  bool continued, const char *text, int len, bool counted)
 {
 	TxgSlot    *slot = MySlot;
+	int			clipped = 0;
 
 	if (slot == NULL)
 		return;
+	if (text != NULL)
+		clipped = clip_length(text, len);
 	slot_begin_write(slot);
 	if (continued && slot->statements > 0)
 	{
@@ -222,8 +227,10 @@ txg_registry_open(TimestampTz xact_start, TimestampTz deadline,
 	}
 	else
 	{
-		slot->statements = 0;
-		slot->first_len = 0;
+		slot->statements = (text != NULL && counted) ? 1 : 0;
+		if (text != NULL)
+			memcpy(slot->first, text, clipped);
+		slot->first_len = clipped;
 	}
 	slot->last_len = 0;
 	slot->in_xact = true;
@@ -340,7 +347,7 @@ txg_registry_set_state(TxgState state, bool live)
 	slot->state = state;
 	slot->live = live;
 	slot->state_since = state == TXG_STATE_ACTIVE ?
-		GetCurrentStatementStartTimestamp() : GetCurrentTimestamp();
+		GetCurrentStatementStartTimestamp() : txg_state_change_timestamp();
 	slot_end_write(slot);
 }
 

@@ -215,10 +215,8 @@ is_exit(TxgStmtKind kind)
  * still describes it).
  */
 static void
-count_outcome(TxgOutcome outcome, TimestampTz start)
+count_outcome(TxgOutcome outcome, TimestampTz start, TimestampTz end)
 {
-	TimestampTz end = GetCurrentTimestamp();
-
 	txg_stats_count(outcome, end - start);
 	if (txg_log_min_duration >= 0 &&
 		end - start >= (int64) txg_log_min_duration * 1000)
@@ -228,10 +226,12 @@ count_outcome(TxgOutcome outcome, TimestampTz start)
 /*
  * Start following a transaction that started at "start": registry record,
  * deadline.  "continued": a procedure's next transaction, whose first
- * statement is the CALL.
+ * statement is the CALL.  "text": the statement that opens it, if known
+ * (see txg_registry_open).
  */
 static void
-xact_open(TimestampTz start, bool explicit_block, bool continued)
+xact_open(TimestampTz start, bool explicit_block, bool continued,
+		  const char *text, int len, bool counted)
 {
 	TimestampTz deadline;
 
@@ -239,36 +239,56 @@ xact_open(TimestampTz start, bool explicit_block, bool continued)
 	xact_explicit = explicit_block;
 	block_outcome = TXG_OUTCOME_COUNT;
 	deadline = txg_timeout_guard(start);
-	txg_registry_open(start, deadline, continued);
+	txg_registry_open(start, deadline, continued, text, len, counted);
 	set_state(SS_RUNNING);
 }
 
-/* stop following the transaction; its outcome has been counted */
+/*
+ * Stop following the transaction; its outcome has been counted.  What the
+ * client's statement was is forgotten too: between transactions nothing
+ * is left to reset, so ReadyForQuery 'I' after a transaction costs nothing.
+ */
 static void
 xact_close(void)
 {
-	txg_timeout_flush();
 	txg_timeout_unguard();
 	txg_registry_close();
 	block_outcome = TXG_OUTCOME_COUNT;
 	xact_explicit = false;
+	running_kind = TXG_STMT_OTHER;
+	running_chain = false;
+	running_done = false;
 	set_state(SS_NO_XACT);
 }
 
-/* a transaction ended with "outcome": count it, and stop following it */
+/*
+ * When the transaction ended, in a transaction callback: the commit or
+ * abort record's time when there is one (no clock read), else the clock's.
+ */
+static inline TimestampTz
+callback_end_time(void)
+{
+	return GetCurrentTransactionStopTimestamp();
+}
+
+/*
+ * A transaction ended with "outcome" at "end": count it, and stop
+ * following it.
+ */
 static void
-xact_end(TxgOutcome outcome)
+xact_end(TxgOutcome outcome, TimestampTz end)
 {
 	txg_timeout_flush();
-	count_outcome(outcome, xact_start);
+	count_outcome(outcome, xact_start, end);
 	xact_close();
 }
 
-/* a transaction we do not follow ended: count it all the same */
+/* a transaction we do not follow ended (in its callback): count it */
 static void
 untracked_end(TxgOutcome outcome)
 {
-	count_outcome(outcome, GetCurrentTransactionStartTimestamp());
+	count_outcome(outcome, GetCurrentTransactionStartTimestamp(),
+				  callback_end_time());
 }
 
 /* work runs after a procedure's rollback: it was a rollback indeed */
@@ -328,8 +348,10 @@ txg_session_parse(const char *text, int len, TxgStmtKind kind)
 	switch (txg_session_state)
 	{
 		case SS_NO_XACT:
-			xact_open(GetCurrentTransactionStartTimestamp(), false, false);
-			break;
+			/* the text opens the transaction; it is counted when it runs */
+			xact_open(GetCurrentTransactionStartTimestamp(), false, false,
+					  is_counted(kind) ? text : NULL, len, false);
+			return;
 		case SS_RUNNING:
 		case SS_IDLE:
 		case SS_IDLE_SUBABORTED:
@@ -359,9 +381,9 @@ static void
 aborted_block_end(bool chain)
 {
 	xact_end(block_outcome != TXG_OUTCOME_COUNT ? block_outcome :
-			 TXG_OUTCOME_FAILED);
+			 TXG_OUTCOME_FAILED, GetCurrentTimestamp());
 	if (chain)
-		xact_open(GetCurrentTimestamp(), true, false);
+		xact_open(GetCurrentTimestamp(), true, false, NULL, 0, false);
 }
 
 /* a client statement starts executing */
@@ -375,9 +397,13 @@ txg_session_statement(const char *text, int len, TxgStmtKind kind,
 	switch (txg_session_state)
 	{
 		case SS_NO_XACT:
+			running_kind = kind;
+			running_chain = chain;
+			running_done = false;
 			xact_open(GetCurrentTransactionStartTimestamp(),
-					  kind == TXG_STMT_BEGIN, false);
-			break;
+					  kind == TXG_STMT_BEGIN, false,
+					  is_counted(kind) ? text : NULL, len, true);
+			return;
 		case SS_RUNNING:
 		case SS_IDLE:
 		case SS_IDLE_SUBABORTED:
@@ -400,8 +426,6 @@ txg_session_statement(const char *text, int len, TxgStmtKind kind,
 				case TXG_STMT_PREPARE:
 					/* ends the block: core rolls back, and cannot fail */
 					aborted_block_end(chain);
-					running_kind = TXG_STMT_OTHER;
-					running_chain = false;
 					return;
 				case TXG_STMT_ROLLBACK_TO:
 					/* no savepoint can exist: it fails, the block stays */
@@ -457,7 +481,7 @@ txg_session_answer(bool error)
 	{
 		case SS_NO_XACT:
 			if (!error && IsTransactionState())
-				xact_open(GetCurrentTransactionStartTimestamp(), false, false);
+				xact_open(GetCurrentTransactionStartTimestamp(), false, false, NULL, 0, false);
 			break;
 		case SS_IDLE:
 		case SS_IDLE_SUBABORTED:
@@ -572,7 +596,7 @@ txg_session_fastpath(Oid fn)
 	switch (txg_session_state)
 	{
 		case SS_NO_XACT:
-			xact_open(GetCurrentTransactionStartTimestamp(), false, false);
+			xact_open(GetCurrentTransactionStartTimestamp(), false, false, NULL, 0, false);
 			break;
 		case SS_IDLE:
 		case SS_IDLE_SUBABORTED:
@@ -642,6 +666,8 @@ void
 txg_session_pre_commit(void)
 {
 	committing = true;
+	if (likely(!txg_deadline_passed))
+		return;					/* no state past a deadline without it */
 	absorb_deadline();
 	switch (txg_session_state)
 	{
@@ -664,25 +690,23 @@ txg_session_pre_commit(void)
 void
 txg_session_commit(void)
 {
+	bool		chain = running_kind == TXG_STMT_COMMIT && running_chain &&
+		running_done;
+
 	committing = false;
-	procedure_abort = TXG_OUTCOME_COUNT;
-	txg_session_watch_nested = false;
+	if (unlikely(txg_session_watch_nested))
+		procedure_goes_on();
 	switch (txg_session_state)
 	{
 		case SS_RUNNING:
-			xact_end(TXG_OUTCOME_COMMITTED);
+			xact_end(TXG_OUTCOME_COMMITTED, callback_end_time());
 			if (in_call)
 			{
 				/* a procedure committed: it goes on in a new transaction */
-				xact_open(GetCurrentTimestamp(), false, true);
+				xact_open(GetCurrentTimestamp(), false, true, NULL, 0, false);
 			}
-			else if (running_kind == TXG_STMT_COMMIT && running_chain &&
-					 running_done)
-			{
-				running_kind = TXG_STMT_OTHER;
-				running_chain = false;
-				xact_open(GetCurrentTimestamp(), true, false);
-			}
+			else if (chain)
+				xact_open(GetCurrentTimestamp(), true, false, NULL, 0, false);
 			break;
 		case SS_NO_XACT:
 			untracked_end(TXG_OUTCOME_COMMITTED);
@@ -694,7 +718,7 @@ txg_session_commit(void)
 		case SS_IDLE_ABORTED:
 		case SS_IDLE_EXPIRED:
 			unexpected("commit");
-			xact_end(TXG_OUTCOME_COMMITTED);
+			xact_end(TXG_OUTCOME_COMMITTED, callback_end_time());
 			break;
 		case SS_EXITING:
 			break;
@@ -758,20 +782,18 @@ txg_session_abort(void)
 				xact_close();
 				break;
 			}
-			xact_end(outcome);
+			xact_end(outcome, callback_end_time());
 			if (in_call)
 			{
 				/* a procedure's ROLLBACK, or its failed COMMIT */
 				procedure_abort = outcome;
 				txg_session_watch_nested = true;
-				xact_open(GetCurrentTimestamp(), false, true);
+				xact_open(GetCurrentTimestamp(), false, true, NULL, 0, false);
 			}
 			else if (chain)
 			{
 				/* ROLLBACK AND CHAIN, or COMMIT AND CHAIN that rolled back */
-				running_kind = TXG_STMT_OTHER;
-				running_chain = false;
-				xact_open(GetCurrentTimestamp(), true, false);
+				xact_open(GetCurrentTimestamp(), true, false, NULL, 0, false);
 			}
 			break;
 		case SS_NO_XACT:
@@ -781,7 +803,7 @@ txg_session_abort(void)
 		case SS_IDLE_ABORTED:
 			/* an aborted block is not aborted again */
 			unexpected("abort");
-			xact_end(outcome);
+			xact_end(outcome, callback_end_time());
 			break;
 		case SS_EXITING:
 			break;
@@ -823,13 +845,14 @@ txg_session_ready(char status)
 {
 	txg_timeout_flush();
 	absorb_deadline();
+	/* no statement runs any more, no procedure, no commit */
 	running_kind = TXG_STMT_OTHER;
 	running_chain = false;
 	running_done = false;
 	in_call = false;
 	committing = false;
-	procedure_abort = TXG_OUTCOME_COUNT;
-	txg_session_watch_nested = false;
+	if (unlikely(txg_session_watch_nested))
+		procedure_goes_on();
 
 	switch (txg_session_state)
 	{
@@ -837,7 +860,7 @@ txg_session_ready(char status)
 			if (status != 'I')
 			{
 				unexpected("ready");
-				xact_open(GetCurrentTransactionStartTimestamp(), true, false);
+				xact_open(GetCurrentTransactionStartTimestamp(), true, false, NULL, 0, false);
 				txg_session_ready(status);
 			}
 			return;
@@ -901,22 +924,6 @@ txg_session_ready(char status)
 		case SS_EXITING:
 			return;
 	}
-	/* in a live transaction, make sure the timer is armed */
-	switch (txg_session_state)
-	{
-		case SS_IDLE:
-		case SS_IDLE_SUBABORTED:
-		case SS_IDLE_EXPIRED:
-			txg_timeout_rearm();
-			break;
-		case SS_NO_XACT:
-		case SS_RUNNING:
-		case SS_ABORTED:
-		case SS_IDLE_ABORTED:
-		case SS_EXPIRED:
-		case SS_EXITING:
-			break;
-	}
 }
 
 /*
@@ -942,14 +949,17 @@ txg_session_exit(void)
 		case SS_EXPIRED:
 		case SS_IDLE_EXPIRED:
 			if (txg_timeout_terminated())
-				count_outcome(TXG_OUTCOME_TERMINATED, xact_start);
+				count_outcome(TXG_OUTCOME_TERMINATED, xact_start,
+							  GetCurrentTimestamp());
 			else if (txg_sentinel_requested(&event))
 			{
 				txg_event_report(&event);
-				count_outcome(TXG_OUTCOME_BLOCKER_TERMINATED, xact_start);
+				count_outcome(TXG_OUTCOME_BLOCKER_TERMINATED, xact_start,
+							  GetCurrentTimestamp());
 			}
 			else if (block_outcome == TXG_OUTCOME_TIMED_OUT)
-				count_outcome(TXG_OUTCOME_TIMED_OUT, xact_start);
+				count_outcome(TXG_OUTCOME_TIMED_OUT, xact_start,
+							  GetCurrentTimestamp());
 			else
 			{
 				memset(&event, 0, sizeof(event));
@@ -961,7 +971,8 @@ txg_session_exit(void)
 												 event.blocking,
 												 TXG_EVENT_MAX_BLOCKING);
 				txg_event_report(&event);
-				count_outcome(TXG_OUTCOME_ABANDONED, xact_start);
+				count_outcome(TXG_OUTCOME_ABANDONED, xact_start,
+							  GetCurrentTimestamp());
 			}
 			txg_timeout_unguard();
 			txg_registry_close();

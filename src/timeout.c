@@ -92,6 +92,10 @@ typedef enum TimeoutAction
 static TimeoutId timeout_id;
 static bool timeout_registered = false;
 
+/* the limit the settings give, kept current by their assign hooks */
+static int	current_limit = 0;
+static const char *current_setting = NULL;
+
 /* the followed live transaction (mainline only) */
 static bool guarding = false;
 static TimestampTz xact_start = 0;
@@ -204,17 +208,15 @@ transaction_timeout_handler(void)
  * transaction past its deadline keeps it: nothing can extend it any more.
  */
 static void
-set_deadline(int timeout, int cap)
+set_deadline(void)
 {
-	int			limit;
-
 	if (!guarding || txg_deadline_passed)
 		return;
-	limit = effective_limit(timeout, cap, &deadline_setting);
-	deadline_limit = limit;
-	if (limit > 0)
+	deadline_limit = current_limit;
+	deadline_setting = current_setting;
+	if (current_limit > 0)
 	{
-		deadline = TimestampTzPlusMilliseconds(xact_start, limit);
+		deadline = TimestampTzPlusMilliseconds(xact_start, current_limit);
 		timer_live = true;
 
 		/*
@@ -232,7 +234,16 @@ set_deadline(int timeout, int cap)
 		deadline = 0;
 		timer_live = false;
 	}
-	txg_registry_set_deadline(deadline);
+}
+
+/* the settings changed: the limit, and the running transaction's deadline */
+static void
+settings_changed(int timeout, int cap)
+{
+	current_limit = effective_limit(timeout, cap, &current_setting);
+	set_deadline();
+	if (guarding && !txg_deadline_passed)
+		txg_registry_set_deadline(deadline);
 }
 
 void
@@ -259,11 +270,9 @@ txg_timeout_guard(TimestampTz start)
 	deadline = 0;
 	deadline_limit = 0;
 	timer_live = false;
-	if (likely(txg_transaction_timeout <= 0 && txg_max_transaction_timeout <= 0))
+	if (likely(current_limit <= 0) || !timeout_registered)
 		return 0;				/* the common case: no limit, nothing to arm */
-	if (!timeout_registered)
-		return 0;
-	set_deadline(txg_transaction_timeout, txg_max_transaction_timeout);
+	set_deadline();
 	return deadline;
 }
 
@@ -377,13 +386,13 @@ txg_timeout_pre_commit(void)
 void
 txg_assign_transaction_timeout(int newval, void *extra)
 {
-	set_deadline(newval, txg_max_transaction_timeout);
+	settings_changed(newval, txg_max_transaction_timeout);
 }
 
 void
 txg_assign_max_transaction_timeout(int newval, void *extra)
 {
-	set_deadline(txg_transaction_timeout, newval);
+	settings_changed(txg_transaction_timeout, newval);
 }
 
 /* ----------------------------------------------------------------
