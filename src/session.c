@@ -485,12 +485,9 @@ txg_session_answer(bool error)
 			break;
 		case SS_IDLE:
 		case SS_IDLE_SUBABORTED:
-			if (error || IsTransactionState() ||
-				txg_session_state == SS_IDLE_SUBABORTED)
-			{
-				set_state(SS_RUNNING);
-				txg_registry_set_state(TXG_STATE_ACTIVE, true);
-			}
+			/* the transaction is the same: a message is being answered */
+			set_state(SS_RUNNING);
+			txg_registry_set_state(TXG_STATE_ACTIVE, true);
 			break;
 		case SS_IDLE_EXPIRED:
 			set_state(SS_EXPIRED);

@@ -103,6 +103,9 @@ static TimestampTz deadline = 0;
 static int	deadline_limit = 0;
 static const char *deadline_setting = NULL;
 
+/* when the timer was last armed for (it may have fired or been disabled) */
+static TimestampTz armed_until = 0;
+
 /* shared with the timer handler */
 volatile sig_atomic_t txg_deadline_passed = false;
 static volatile sig_atomic_t timer_live = false;	/* handler may act */
@@ -161,6 +164,14 @@ request_terminate(void)
 	SetLatch(MyLatch);
 }
 
+/* arm the timer; also from the handler (see transaction_timeout_handler) */
+static void
+arm(TimestampTz at)
+{
+	armed_until = at;
+	enable_timeout_at(timeout_id, at);
+}
+
 static inline bool
 waits_for_client(uint32 wait_event)
 {
@@ -181,7 +192,7 @@ transaction_timeout_handler(void)
 	if (!txg_deadline_passed && GetCurrentTimestamp() < deadline)
 	{
 		/* armed for an earlier transaction: see set_deadline */
-		enable_timeout_at(timeout_id, deadline);
+		arm(deadline);
 		return;
 	}
 	if (!txg_deadline_passed)
@@ -193,8 +204,7 @@ transaction_timeout_handler(void)
 			QueryCancelPending = true;
 			InterruptPending = true;
 			SetLatch(MyLatch);
-			enable_timeout_at(timeout_id,
-							  TimestampTzPlusMilliseconds(deadline, GRACE_MS));
+			arm(TimestampTzPlusMilliseconds(deadline, GRACE_MS));
 			return;
 		}
 	}
@@ -225,9 +235,8 @@ set_deadline(void)
 		 * again for this deadline.  So back-to-back transactions cost no
 		 * rescheduling, and no clock read, until the earlier one is due.
 		 */
-		if (!get_timeout_active(timeout_id) ||
-			get_timeout_finish_time(timeout_id) > deadline)
-			enable_timeout_at(timeout_id, deadline);
+		if (armed_until > deadline || !get_timeout_active(timeout_id))
+			arm(deadline);
 	}
 	else
 	{
@@ -262,17 +271,18 @@ txg_timeout_backend_init(void)
 TimestampTz
 txg_timeout_guard(TimestampTz start)
 {
-	withdraw_cancel();
+	/* the last transaction's state was cleared when it was unguarded */
 	guarding = true;
-	cancel_delivered = false;
-	txg_deadline_passed = false;
 	xact_start = start;
-	deadline = 0;
-	deadline_limit = 0;
-	timer_live = false;
 	if (likely(current_limit <= 0) || !timeout_registered)
 		return 0;				/* the common case: no limit, nothing to arm */
-	set_deadline();
+	deadline_limit = current_limit;
+	deadline_setting = current_setting;
+	deadline = TimestampTzPlusMilliseconds(start, current_limit);
+	timer_live = true;
+	/* see set_deadline: a timer armed for an earlier deadline will do */
+	if (armed_until > deadline || !get_timeout_active(timeout_id))
+		arm(deadline);
 	return deadline;
 }
 
@@ -287,10 +297,15 @@ txg_timeout_unguard(void)
 	if (!guarding)
 		return;
 	guarding = false;
-	timer_live = false;
-	cancel_delivered = false;
-	txg_deadline_passed = false;
-	withdraw_cancel();
+	if (unlikely(timer_live))
+	{
+		timer_live = false;
+		deadline = 0;
+		deadline_limit = 0;
+		cancel_delivered = false;
+		txg_deadline_passed = false;
+		withdraw_cancel();
+	}
 }
 
 /*
@@ -302,9 +317,8 @@ txg_timeout_rearm(void)
 {
 	if (!timer_live || get_timeout_active(timeout_id))
 		return;
-	enable_timeout_at(timeout_id, txg_deadline_passed ?
-					  TimestampTzPlusMilliseconds(deadline, GRACE_MS) :
-					  deadline);
+	arm(txg_deadline_passed ?
+		TimestampTzPlusMilliseconds(deadline, GRACE_MS) : deadline);
 }
 
 static int
