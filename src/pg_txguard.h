@@ -118,6 +118,7 @@ extern void txg_registry_parse(const char *text, int len);
 extern void txg_registry_statement(const char *text, int len, bool counted);
 extern void txg_registry_set_state(TxgState state, bool live);
 extern void txg_registry_set_deadline(TimestampTz deadline);
+extern void txg_registry_busy(void);
 /* who waits for whose locks, read once and asked about several sessions */
 typedef struct TxgLockWaiters TxgLockWaiters;
 extern TxgLockWaiters *txg_lock_waiters(void);

@@ -53,6 +53,8 @@ typedef struct TxgSlot
 	Oid			userid;			/* the role that logged in */
 	bool		in_xact;		/* the fields below are valid */
 	bool		live;			/* the top level is not aborted */
+	bool		busy;			/* shown idle, but answering a message: see
+								 * txg_registry_busy */
 	TxgState	state;
 	TimestampTz xact_start;
 	TimestampTz state_since;
@@ -83,6 +85,7 @@ slot_begin_write(TxgSlot *slot)
 	START_CRIT_SECTION();
 	slot->changecount++;
 	pg_write_barrier();
+	slot->busy = false;			/* every write says where the session is */
 }
 
 static inline void
@@ -351,6 +354,20 @@ txg_registry_set_state(TxgState state, bool live)
 	slot_end_write(slot);
 }
 
+/*
+ * The session answers a message (a Bind, a Describe) while its slot shows
+ * it idle.  Most often a statement follows at once and writes the slot;
+ * until then, a plain store is enough to keep readers from taking the
+ * session for idle: they show an idle slot that is busy as active, and
+ * the sentinel leaves it alone.  The next write of the slot clears it.
+ */
+void
+txg_registry_busy(void)
+{
+	if (MySlot != NULL)
+		MySlot->busy = true;
+}
+
 /* the deadline of the transaction the slot describes (0: none) */
 void
 txg_registry_set_deadline(TimestampTz deadline)
@@ -474,12 +491,14 @@ txg_waits_for_client(int procno)
  * event means it works.
  */
 static TxgState
-shown_state(TxgState state, int procno)
+shown_state(TxgState state, bool busy, int procno)
 {
 	uint32		wait;
 
 	if (state != TXG_STATE_IDLE && state != TXG_STATE_IDLE_ABORTED)
 		return state;
+	if (busy)
+		return TXG_STATE_ACTIVE;
 	wait = ((volatile PGPROC *) &ProcGlobal->allProcs[procno])->wait_event_info;
 	if (wait == 0 || wait == WAIT_EVENT_CLIENT_READ ||
 		wait == WAIT_EVENT_CLIENT_WRITE)
@@ -646,7 +665,7 @@ txg_registry_idle_since(TimestampTz threshold, int *n)
 		pg_read_barrier();
 		pid = slot->pid;
 		in_xact = slot->in_xact;
-		live = slot->live;
+		live = slot->live && !slot->busy;
 		state = slot->state;
 		since = slot->state_since;
 		pg_read_barrier();
@@ -681,7 +700,7 @@ txg_registry_still_idle(int procno, int pid, TimestampTz since)
 	bool		same;
 
 	pg_read_barrier();
-	same = slot->pid == pid && slot->in_xact && slot->live &&
+	same = slot->pid == pid && slot->in_xact && slot->live && !slot->busy &&
 		(slot->state == TXG_STATE_IDLE ||
 		 slot->state == TXG_STATE_IDLE_ABORTED) &&
 		slot->state_since == since;
@@ -743,7 +762,7 @@ txguard_transactions(PG_FUNCTION_ARGS)
 		values[4] = DirectFunctionCall2(timestamp_mi,
 										TimestampTzGetDatum(Max(now, s->xact_start)),
 										TimestampTzGetDatum(s->xact_start));
-		values[5] = CStringGetTextDatum(state_name(shown_state(s->state, i)));
+		values[5] = CStringGetTextDatum(state_name(shown_state(s->state, s->busy, i)));
 		values[6] = TimestampTzGetDatum(s->state_since);
 		values[7] = Int64GetDatum(s->statements);
 		if (visible && s->first_len > 0)

@@ -485,17 +485,17 @@ txg_session_answer(bool error)
 			break;
 		case SS_IDLE:
 		case SS_IDLE_SUBABORTED:
-			/* the transaction is the same: a message is being answered */
+			/* the same transaction: a message is being answered */
 			set_state(SS_RUNNING);
-			txg_registry_set_state(TXG_STATE_ACTIVE, true);
+			txg_registry_busy();
 			break;
 		case SS_IDLE_EXPIRED:
 			set_state(SS_EXPIRED);
-			txg_registry_set_state(TXG_STATE_ACTIVE, true);
+			txg_registry_busy();
 			break;
 		case SS_IDLE_ABORTED:
 			set_state(SS_ABORTED);
-			txg_registry_set_state(TXG_STATE_ACTIVE, false);
+			txg_registry_busy();
 			break;
 		case SS_RUNNING:
 		case SS_EXPIRED:
