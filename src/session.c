@@ -30,12 +30,17 @@
  *					plan revalidated at Bind): work starts, and a
  *					transaction opened by it is followed from now on
  *	statement		a client statement starts executing
+ *	statement_done	a client's transaction statement returned (a ROLLBACK
+ *					is then the client's, an AND CHAIN chains)
+ *	call			a top-level CALL or DO starts or ends: its commits and
+ *					rollbacks are its own
  *	portal			a portal runs (Execute, even of a portal bound before)
  *	fastpath		a FunctionCall message calls a function
  *	nested			a statement below the client's starts (deadline only)
  *	answer			the backend answers a message in a transaction (a
  *					Describe, Close or Bind that ran no statement)
  *	subxact_abort	a subtransaction was rolled back
+ *	pre_commit		the transaction is about to commit or prepare
  *	commit, abort, prepare
  *					the top-level transaction ended (transaction callbacks)
  *	ready			the backend sends ReadyForQuery ('I', 'T' or 'E')
@@ -400,15 +405,12 @@ txg_session_statement(const char *text, int len, TxgStmtKind kind,
 			running_kind = kind;
 			running_chain = chain;
 			running_done = false;
-			xact_open(GetCurrentTransactionStartTimestamp(),
-					  kind == TXG_STMT_BEGIN, false,
+			xact_open(GetCurrentTransactionStartTimestamp(), false, false,
 					  is_counted(kind) ? text : NULL, len, true);
 			return;
 		case SS_RUNNING:
 		case SS_IDLE:
 		case SS_IDLE_SUBABORTED:
-			if (kind == TXG_STMT_BEGIN)
-				xact_explicit = true;
 			set_state(SS_RUNNING);
 			break;
 		case SS_EXPIRED:
@@ -424,9 +426,9 @@ txg_session_statement(const char *text, int len, TxgStmtKind kind,
 				case TXG_STMT_COMMIT:
 				case TXG_STMT_ROLLBACK:
 				case TXG_STMT_PREPARE:
-					/* ends the block: core rolls back, and cannot fail */
-					aborted_block_end(chain);
-					return;
+					/* ends the block when it returns: statement_done */
+					set_state(SS_ABORTED);
+					break;
 				case TXG_STMT_ROLLBACK_TO:
 					/* no savepoint can exist: it fails, the block stays */
 					set_state(SS_ABORTED);
@@ -457,6 +459,38 @@ void
 txg_session_statement_done(void)
 {
 	running_done = true;
+	switch (txg_session_state)
+	{
+		case SS_RUNNING:
+		case SS_EXPIRED:
+			/* a block is one once BEGIN has returned: it may fail */
+			if (running_kind == TXG_STMT_BEGIN)
+				xact_explicit = true;
+			break;
+		case SS_ABORTED:
+			switch (running_kind)
+			{
+				case TXG_STMT_COMMIT:
+				case TXG_STMT_ROLLBACK:
+				case TXG_STMT_PREPARE:
+					/* the aborted block is over; core cleans it up next */
+					aborted_block_end(running_chain);
+					break;
+				case TXG_STMT_OTHER:
+				case TXG_STMT_BEGIN:
+				case TXG_STMT_ROLLBACK_TO:
+				case TXG_STMT_CALL:
+					break;
+			}
+			break;
+		case SS_NO_XACT:
+		case SS_IDLE:
+		case SS_IDLE_SUBABORTED:
+		case SS_IDLE_ABORTED:
+		case SS_IDLE_EXPIRED:
+		case SS_EXITING:
+			break;
+	}
 }
 
 /*
@@ -894,6 +928,15 @@ txg_session_ready(char status)
 			{
 				set_state(SS_IDLE_ABORTED);
 				txg_registry_set_state(TXG_STATE_IDLE_ABORTED, false);
+			}
+			else if (status == 'I')
+			{
+				/*
+				 * The statement that ended the block failed after core had
+				 * taken it as the block's end (a cancel during COMMIT AND
+				 * CHAIN, say): the block is over all the same.
+				 */
+				aborted_block_end(false);
 			}
 			else
 			{

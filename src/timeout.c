@@ -24,9 +24,10 @@
  *	- anything else (a statement, parse analysis, a fast-path call, a lock
  *	  wait): it sets QueryCancelPending, so the work fails with an ERROR
  *	  and the session survives; and it arms itself again for the end of
- *	  a grace period (GRACE_MS after the deadline).
+ *	  a grace period.
  *
- * At the end of the grace period, a transaction still live is ended by
+ * At the end of the grace period (GRACE_MS after the handler found the
+ * deadline passed), a transaction still live is ended by
  * terminating the session, whatever it does: a cancel can be lost (it
  * arrives as the backend starts to read its next message, which discards
  * it), caught (an exception block that goes on), or leave a live
@@ -102,6 +103,9 @@ static TimestampTz xact_start = 0;
 static TimestampTz deadline = 0;
 static int	deadline_limit = 0;
 static const char *deadline_setting = NULL;
+
+/* when a transaction past its deadline is terminated if still live */
+static TimestampTz grace_until = 0;
 
 /* when the timer was last armed for (it may have fired or been disabled) */
 static TimestampTz armed_until = 0;
@@ -189,22 +193,30 @@ transaction_timeout_handler(void)
 {
 	if (!timer_live || MyProc == NULL || proc_exit_inprogress)
 		return;					/* the transaction, or the backend, is over */
-	if (!txg_deadline_passed && GetCurrentTimestamp() < deadline)
-	{
-		/* armed for an earlier transaction: see set_deadline */
-		arm(deadline);
-		return;
-	}
 	if (!txg_deadline_passed)
 	{
+		TimestampTz now = GetCurrentTimestamp();
+
+		if (now < deadline)
+		{
+			/* armed for an earlier transaction: see set_deadline */
+			arm(deadline);
+			return;
+		}
 		txg_deadline_passed = true;
+
+		/*
+		 * The grace period runs from now, not from the deadline: a deadline
+		 * moved into the past (SET LOCAL of a smaller limit) gets one too.
+		 */
+		grace_until = TimestampTzPlusMilliseconds(now, GRACE_MS);
 		if (!waits_for_client(MyProc->wait_event_info))
 		{
 			requested = ACTION_CANCEL;
 			QueryCancelPending = true;
 			InterruptPending = true;
 			SetLatch(MyLatch);
-			arm(TimestampTzPlusMilliseconds(deadline, GRACE_MS));
+			arm(grace_until);
 			return;
 		}
 	}
@@ -317,8 +329,7 @@ txg_timeout_rearm(void)
 {
 	if (!timer_live || get_timeout_active(timeout_id))
 		return;
-	arm(txg_deadline_passed ?
-		TimestampTzPlusMilliseconds(deadline, GRACE_MS) : deadline);
+	arm(txg_deadline_passed ? grace_until : deadline);
 }
 
 static int
