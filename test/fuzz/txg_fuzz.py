@@ -1077,7 +1077,10 @@ class Fuzzer:
             # deadline, or its cancel arrives during it): core counts the
             # procedure's transaction and the one it starts before the error
             # leaves the CALL, txguard one failed (or timed_out) transaction
-            if 'at COMMIT' in f.get('W', ''):
+            # (not one refusing the COMMIT itself, class 2D: invalid
+            # transaction termination, where nothing was committed)
+            if 'at COMMIT' in f.get('W', '') and \
+                    not f.get('C', '').startswith('2D'):
                 self.failed_proc_commits += 1
         if f.get('C') in ('XX000', 'XX001', 'XX002') or \
                 f.get('S') == 'PANIC' or 'unexpected' in f.get('M', ''):
