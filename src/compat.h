@@ -2,16 +2,16 @@
  *
  * compat.h
  *		Differences between the PostgreSQL majors pg_txguard supports
- *		(13 to 18), kept in one place.
+ *		(13 to 19), kept in one place.
  *
  * Every version test of the project lives here, as a static inline wrapper
  * or a #define shim, so that the rest of the code reads as if written for
  * one major.  The notes name the release that changed each interface.
  *
- * Checked against the 13, 15, 17 and 18 headers (scripts/pgmatrix builds
- * and tests every one); 14 and 16 sit between those and take the branch
- * their version number selects.  Interfaces that need no shim from 13 to
- * 18: RegisterTimeout, enable_timeout_at/after, disable_timeout,
+ * Checked against the 13, 15, 17, 18 and 19 (rc1) headers (scripts/pgmatrix
+ * builds and tests every one); 14 and 16 sit between those and take the
+ * branch their version number selects.  Interfaces that need no shim from
+ * 13 to 19: RegisterTimeout, enable_timeout_at/after, disable_timeout,
  * get_timeout_active, get_timeout_finish_time; emit_log_hook; WaitLatch
  * and WL_EXIT_ON_PM_DEATH; RegisterBackgroundWorker with bgw_type,
  * BackgroundWorkerUnblockSignals, BackgroundWorkerInitializeConnection;
