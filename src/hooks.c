@@ -46,6 +46,7 @@
 #include "storage/ipc.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
+#include "utils/memutils.h"
 
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ExecutorRun_hook_type prev_ExecutorRun = NULL;
@@ -261,6 +262,30 @@ call_process_utility(TXG_PROCESS_UTILITY_ARGS)
 }
 
 /*
+ * Was the error that leaves a CALL or DO raised by a COMMIT of the
+ * procedure?  PL/pgSQL's context line of the innermost function says
+ * "at COMMIT".  Only the error path of CALL and DO asks.
+ */
+static bool
+error_raised_at_commit(void)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	ErrorData  *edata = CopyErrorData();
+	bool		at_commit = false;
+
+	MemoryContextSwitchTo(old);
+	if (edata->context != NULL)
+	{
+		const char *eol = strchr(edata->context, '\n');
+		const char *hit = strstr(edata->context, " at COMMIT");
+
+		at_commit = hit != NULL && (eol == NULL || hit < eol);
+	}
+	FreeErrorData(edata);
+	return at_commit;
+}
+
+/*
  * A client's utility statement other than BEGIN, COMMIT and the like.
  * While it runs, an executor started with the client's text is its own
  * (EXPLAIN ANALYZE, CREATE TABLE AS, COPY (query), DECLARE CURSOR), not a
@@ -282,7 +307,7 @@ process_client_utility(TxgStmtKind kind, TXG_PROCESS_UTILITY_ARGS)
 	{
 		in_client_utility = false;
 		if (kind == TXG_STMT_CALL)
-			txg_session_call(false);
+			txg_session_call_failed(error_raised_at_commit());
 		PG_RE_THROW();
 	}
 	PG_END_TRY();

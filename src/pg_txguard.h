@@ -249,6 +249,7 @@ extern void txg_session_nested(void);
 extern void txg_session_portal(void);
 extern void txg_session_fastpath(Oid fn);
 extern void txg_session_call(bool entering);
+extern void txg_session_call_failed(bool at_commit);
 extern void txg_session_subxact_abort(void);
 extern void txg_session_pre_commit(void);
 extern void txg_session_commit(void);

@@ -111,11 +111,11 @@ static bool committing = false;
  * COMMIT fail?  From 14 on, core aborts a failed COMMIT inside the
  * procedure, starts a new transaction, and rethrows the error, which then
  * aborts that one too: to the transaction callbacks both look alike.  The
- * difference shows next: an error that aborts the new transaction before
- * any statement ran in it was the procedure's COMMIT failing (or an error
- * raised right after its ROLLBACK, which is counted the same way).  Until
- * then, statements below the client's are watched, cheaply: the flag is
- * tested where the deadline is.
+ * difference shows next: an error raised at the procedure's COMMIT that
+ * aborts the new transaction before any statement ran in it was that
+ * COMMIT failing.  Until then, statements below the client's are watched,
+ * cheaply (the flag is tested where the deadline is), and the error that
+ * leaves the CALL says where it was raised (txg_session_call_failed).
  */
 static TxgOutcome procedure_abort = TXG_OUTCOME_COUNT;
 bool		txg_session_watch_nested = false;
@@ -654,11 +654,25 @@ txg_session_fastpath(Oid fn)
 	pfree(text);
 }
 
-/* a top-level CALL or DO starts, or has ended (normally or by an error) */
+/* a top-level CALL or DO starts, or has returned */
 void
 txg_session_call(bool entering)
 {
 	in_call = entering;
+}
+
+/*
+ * A top-level CALL or DO fails; "at_commit": the error was raised by one
+ * of its COMMITs.  After a procedure's rollback (procedure_abort), only an
+ * error raised at COMMIT is that COMMIT failing; any other is a failure of
+ * the transaction the procedure went on in, which then counts on its own.
+ */
+void
+txg_session_call_failed(bool at_commit)
+{
+	in_call = false;
+	if (!at_commit && txg_session_watch_nested)
+		procedure_goes_on();
 }
 
 /* ----------------------------------------------------------------
