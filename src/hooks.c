@@ -18,6 +18,8 @@
  *							subtransaction abort
  *	putmessage				ReadyForQuery				-> ready
  *	before_shmem_exit		the backend exits			-> exit
+ *	ClientAuthentication	the client has authenticated: the callbacks
+ *							and the message wrap go in at once
  *
  * A client statement is told from one a function runs by its text: every
  * message that runs a client statement sets debug_query_string to the
@@ -28,7 +30,8 @@
  * copied into the registry at once.
  *
  * Only regular client backends are followed.  Set-up happens once per
- * backend, lazily, at its first hook.  On the per-statement path nothing
+ * backend, in two halves: the callbacks once the client has authenticated,
+ * the registry slot and the counters at its first ReadyForQuery.  On the per-statement path nothing
  * here takes a lock, allocates memory, or sets up an exception handler
  * (only CALL and DO, which may commit, get one).
  *
@@ -40,6 +43,7 @@
 #include "access/xact.h"
 #include "catalog/objectaccess.h"
 #include "executor/executor.h"
+#include "libpq/auth.h"
 #include "libpq/libpq.h"
 #include "nodes/parsenodes.h"
 #include "parser/analyze.h"
@@ -53,6 +57,7 @@ static ExecutorRun_hook_type prev_ExecutorRun = NULL;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static post_parse_analyze_hook_type prev_post_parse_analyze = NULL;
 static object_access_hook_type prev_object_access = NULL;
+static ClientAuthentication_hook_type prev_client_authentication = NULL;
 
 /* the backend's own communication methods, and our copy that wraps them */
 static const PQcommMethods *prev_comm_methods = NULL;
@@ -71,14 +76,21 @@ static void subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 							 SubTransactionId parentSubid, void *arg);
 static int	txg_putmessage(char msgtype, const char *s, size_t len);
 
+/* the hooks of a backend are in (callbacks, exit, ReadyForQuery) */
+static bool hooks_in = false;
+
 /*
- * One-time set-up in a backend: take the registry slot, hook the exit,
- * the transaction callbacks and ReadyForQuery.  Returns whether this
- * backend is tracked.
+ * The first half of a backend's set-up: the transaction callbacks, the
+ * exit callback and the wrap of the backend's messages.  Done as soon as
+ * the client has authenticated, so that no transaction of the session
+ * escapes them, not even one whose first message passes no other hook (a
+ * syntax error, a Describe).  Returns whether this backend is tracked.
  */
 static bool
-backend_setup(void)
+backend_hook_in(void)
 {
+	if (hooks_in)
+		return true;
 	if (!txg_is_client_backend() || IsParallelWorker() ||
 		MyProc == NULL || !txg_registry_attached() ||
 		PqCommMethods == NULL)
@@ -87,10 +99,6 @@ backend_setup(void)
 		return false;
 	}
 
-	txg_registry_attach_backend();
-	txg_stats_attach_backend();
-	txg_sentinel_attach_backend();
-	txg_timeout_backend_init();
 	before_shmem_exit(backend_exit, (Datum) 0);
 	RegisterXactCallback(xact_callback, NULL);
 	RegisterSubXactCallback(subxact_callback, NULL);
@@ -100,6 +108,26 @@ backend_setup(void)
 	txg_comm_methods.putmessage = txg_putmessage;
 	PqCommMethods = &txg_comm_methods;
 
+	hooks_in = true;
+	return true;
+}
+
+/*
+ * The second half, once the backend is connected to its database (at its
+ * first ReadyForQuery, or its first hook): take the registry slot and the
+ * counters, register the timeout.  Returns whether this backend is
+ * tracked.
+ */
+static bool
+backend_setup(void)
+{
+	if (!backend_hook_in())
+		return false;
+
+	txg_registry_attach_backend();
+	txg_stats_attach_backend();
+	txg_sentinel_attach_backend();
+	txg_timeout_backend_init();
 	backend_ready = true;
 	return true;
 }
@@ -112,6 +140,16 @@ track_this_backend(void)
 	if (backend_ignored)
 		return false;
 	return backend_setup();
+}
+
+/* the client has authenticated: hook in before its first message */
+static void
+txg_client_authentication(Port *port, int status)
+{
+	if (prev_client_authentication)
+		prev_client_authentication(port, status);
+	if (status == STATUS_OK)
+		(void) backend_hook_in();
 }
 
 /* the session ends: settle what is still open, give the slot back */
@@ -419,6 +457,12 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 static pg_noinline int
 message_sent(char msgtype, const char *s, size_t len)
 {
+	if (unlikely(!backend_ready))
+	{
+		/* hooked in at authentication: connected once ReadyForQuery is due */
+		if (msgtype != 'Z' || !backend_setup())
+			return prev_comm_methods->putmessage(msgtype, s, len);
+	}
 	if (msgtype == 'Z')
 	{
 		if (len == 1)
@@ -443,7 +487,7 @@ txg_putmessage(char msgtype, const char *s, size_t len)
 			return prev_comm_methods->putmessage(msgtype, s, len);
 	}
 	else if (msgtype == 'Z' && txg_session_state == SS_NO_XACT &&
-			 len == 1 && s[0] == 'I')
+			 len == 1 && s[0] == 'I' && likely(backend_ready))
 		return prev_comm_methods->putmessage(msgtype, s, len);
 	return message_sent(msgtype, s, len);
 }
@@ -461,4 +505,6 @@ txg_hooks_init(void)
 	post_parse_analyze_hook = txg_post_parse_analyze;
 	prev_object_access = object_access_hook;
 	object_access_hook = txg_object_access;
+	prev_client_authentication = ClientAuthentication_hook;
+	ClientAuthentication_hook = txg_client_authentication;
 }
