@@ -305,6 +305,31 @@ sub fastpath_oid
 	$c->simple('COMMIT');
 	is(delta($before), 'committed=2 failed=1', 'chain: committed, failed, committed');
 	$c->terminate;
+
+	# An aborted block, then only the Parse of its ROLLBACK AND CHAIN, with
+	# a Flush and no Sync (the fuzzer's seed 17 found this quiet state).
+	# Core reports the session 'active' (the Parse) with no xact_start (the
+	# abort cleared it), but the block still exists: the registry keeps it,
+	# with pg_stat_activity's state, until the ROLLBACK runs.
+	$c = session('chain3');
+	$before = stats();
+	$c->simple('BEGIN');
+	$c->simple('SELECT 1/0');
+	$c->parse('', 'ROLLBACK AND CHAIN');
+	$c->describe('S', '');
+	$c->flush;
+	is(TxgWire::types($c->read_until('n', 5)), '1tn', 'chain: Parse and Describe of ROLLBACK AND CHAIN answered');
+	like(activity_state($c->pid), qr{^active / ClientRead / xact_start null / ROLLBACK AND CHAIN},
+		'chain: core shows the parsing session active, with no xact_start');
+	is(registry_row($c->pid, 'state'), 'active', 'chain: the aborted block stays listed, in the same state');
+	$c->bind('', '');
+	$c->execute('', 0);
+	$c->sync;
+	is(TxgWire::status($c->read_until_ready(5)), 'T', 'chain: the unsynced ROLLBACK AND CHAIN chains');
+	is(registry_row($c->pid, 'state'), 'idle in transaction', 'chain: the chained transaction is listed');
+	$c->simple('COMMIT');
+	is(delta($before), 'committed=1 failed=1', 'chain: failed, then committed');
+	$c->terminate;
 }
 
 # --- procedures that commit and roll back ---

@@ -25,8 +25,8 @@ connection to another database checks, all along the run:
              transaction (pg_stat_activity: xact_start set or state 'idle in
              transaction%'), same state ('fastpath function call' counts as
              'active'); re-checked once 0.3 s later.  Not compared: a block
-             aborted at its top level inside a pipeline not yet synced, for
-             which core shows 'active' with no xact_start;
+             aborted at its top level while a pipeline is open and not yet
+             synced, for which core shows 'active' with no xact_start;
   stats      at checkpoints (all sessions closed, their backends gone), the
              txguard.stats outcomes of the fuzz database grew by as much as
              pg_stat_database's xact_commit + xact_rollback, less what core
@@ -1216,10 +1216,12 @@ class Fuzzer:
 
     @staticmethod
     def unclear(snap):
-        """A transaction block aborted at its top level by an error in a
-        pipeline not yet synced: pg_stat_activity keeps state 'active' with
-        no xact_start, which says neither 'in a transaction' nor 'not'."""
-        return snap[5] and snap[6] and snap[3] == 'top' and \
+        """A transaction block aborted at its top level while a pipeline is
+        open and not yet synced, whether the error came in the pipeline or
+        before it: pg_stat_activity shows state 'active' (the messages of
+        the pipeline) with no xact_start (the abort cleared it), which says
+        neither 'in a transaction' nor 'not'."""
+        return snap[5] and snap[3] == 'top' and \
             (snap[7] or snap[8] != 'I')
 
     def check_once(self):
