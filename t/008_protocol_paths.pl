@@ -42,6 +42,11 @@ BEGIN
 	INSERT INTO log VALUES (2); ROLLBACK;
 	INSERT INTO log VALUES (3);
 END $$;
+CREATE FUNCTION f_nested() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM count(*) FROM log;
+	RETURN 1;
+END $$;
 });
 
 TxgCheck::use_node($node);
@@ -102,6 +107,39 @@ sub fastpath_oid
 	is(TxgWire::status($c->simple('ROLLBACK')), 'I', 'pipeline in a block: ROLLBACK');
 	is(delta($before), 'failed=1', 'pipeline in a block: failed');
 	$c->terminate;
+}
+
+# --- named prepared statements: the client's statement, not what it calls ---
+# (a Bind of a named statement is recognised by its portal, without
+# comparing texts; the statements its function runs are not the client's,
+# and the white space around a text is trimmed when it is read)
+{
+	my $c = session('named');
+	$c->simple('BEGIN');
+	$c->parse('ns', "  SELECT f_nested()\n ");
+	$c->sync;
+	$c->read_until_ready(5);
+	foreach my $i (1 .. 2)
+	{
+		$c->bind('', 'ns');
+		$c->execute('', 0);
+		$c->sync;
+		is(TxgWire::status($c->read_until_ready(5)), 'T', "named: Bind and Execute of a named statement ($i)");
+	}
+	$c->parse('ns2', 'SELECT $1::int + f_nested()', 23);
+	$c->bind('pn', 'ns2', '1');
+	$c->execute('pn', 0);
+	$c->sync;
+	is(TxgWire::status($c->read_until_ready(5)), 'T', 'named: a named portal of a named statement');
+	is(registry_row($c->pid, q{statements || ' | ' || first_statement || ' | ' || last_statement}),
+		'3 | SELECT f_nested() | SELECT $1::int + f_nested()',
+		'named: three client statements, none of the function\'s, texts trimmed');
+	my $before = stats();
+	$c->terminate;
+	is(poll_sql(q{SELECT first_statement || ' | ' || last_statement FROM txguard.events
+		WHERE kind = 'abandoned' AND application_name = 'named'}, 'SELECT f_nested() | SELECT $1::int + f_nested()'),
+		'SELECT f_nested() | SELECT $1::int + f_nested()', 'named: the abandoned event keeps the trimmed texts');
+	is(delta($before), 'abandoned=1', 'named: abandoned');
 }
 
 # --- Execute with a row limit: a suspended portal across the deadline ---
