@@ -48,6 +48,7 @@
 #include "nodes/parsenodes.h"
 #include "parser/analyze.h"
 #include "storage/ipc.h"
+#include "tcop/pquery.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/memutils.h"
@@ -62,6 +63,7 @@ static ClientAuthentication_hook_type prev_client_authentication = NULL;
 /* the backend's own communication methods, and our copy that wraps them */
 static const PQcommMethods *prev_comm_methods = NULL;
 static PQcommMethods txg_comm_methods;
+static int	(*prev_putmessage) (char msgtype, const char *s, size_t len) = NULL;
 
 /* a client's utility statement runs (see process_client_utility) */
 static bool in_client_utility = false;
@@ -104,6 +106,7 @@ backend_hook_in(void)
 	RegisterSubXactCallback(subxact_callback, NULL);
 
 	prev_comm_methods = PqCommMethods;
+	prev_putmessage = PqCommMethods->putmessage;
 	txg_comm_methods = *PqCommMethods;
 	txg_comm_methods.putmessage = txg_putmessage;
 	PqCommMethods = &txg_comm_methods;
@@ -179,35 +182,41 @@ is_client_text(const char *source)
 		strcmp(source, debug_query_string) == 0;
 }
 
-/* white space as the SQL scanner knows it (scanner_isspace) */
+/*
+ * The same for an executor that starts: also, without comparing texts, the
+ * statement of a portal that a Bind message made from a named prepared
+ * statement.  Only exec_bind_message gives a portal a prepStmtName, and
+ * the portal being started or run is the ActivePortal; its own statements
+ * have its own copy of the text, while anything nested in them (functions,
+ * triggers) has texts of its own.
+ */
 static inline bool
-is_space(char c)
+is_client_executor(const char *source)
 {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
-		c == '\v';
+	if (source == NULL || debug_query_string == NULL || in_client_utility)
+		return false;
+	if (source == debug_query_string)
+		return true;
+	if (ActivePortal != NULL && ActivePortal->prepStmtName != NULL &&
+		ActivePortal->sourceText == source)
+		return true;
+	return strcmp(source, debug_query_string) == 0;
 }
 
 /*
  * The statement at "location" and "length" in a query string that may
- * hold several (length 0: to the end), without the white space around it.
+ * hold several (length 0: to the end).  The white space around it is
+ * kept: the registry trims it when the text is read, not on every
+ * statement.
  */
 static inline const char *
 statement_text(const char *source, int location, int length, int *len)
 {
 	const char *text = source;
-	int			n;
 
 	if (location > 0)
 		text += location;
-	n = length > 0 ? length : (int) strlen(text);
-	while (n > 0 && is_space(*text))
-	{
-		text++;
-		n--;
-	}
-	while (n > 0 && is_space(text[n - 1]))
-		n--;
-	*len = n;
+	*len = length > 0 ? length : (int) strlen(text);
 	return text;
 }
 
@@ -218,14 +227,15 @@ txg_post_parse_analyze(TXG_POST_PARSE_ANALYZE_ARGS)
 	{
 		if (is_client_text(pstate->p_sourcetext))
 		{
-			const char *text;
-			int			len;
+			const char *text = NULL;
+			int			len = 0;
 			bool		chain;
+			TxgStmtKind kind = txg_statement_kind(query->utilityStmt, &chain);
 
-			text = statement_text(pstate->p_sourcetext, query->stmt_location,
-								  query->stmt_len, &len);
-			txg_session_parse(text, len,
-							  txg_statement_kind(query->utilityStmt, &chain));
+			if (txg_stmt_kind_counted(kind))
+				text = statement_text(pstate->p_sourcetext, query->stmt_location,
+									  query->stmt_len, &len);
+			txg_session_parse(text, len, kind);
 		}
 		else if (unlikely(txg_deadline_passed || txg_session_watch_nested))
 			txg_session_nested();
@@ -239,7 +249,7 @@ txg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
 	if (track_this_backend())
 	{
-		if (is_client_text(queryDesc->sourceText))
+		if (is_client_executor(queryDesc->sourceText))
 		{
 			const char *text;
 			int			len;
@@ -259,18 +269,32 @@ txg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 		standard_ExecutorStart(queryDesc, eflags);
 }
 
-static void
-txg_ExecutorRun(TXG_EXECUTOR_RUN_ARGS)
+static inline void
+call_executor_run(TXG_EXECUTOR_RUN_ARGS)
 {
-	/* an Execute message may run a portal bound before the last Sync */
-	if (unlikely(txg_session_state != SS_RUNNING || txg_deadline_passed) &&
-		backend_ready)
-		txg_session_portal();
-
 	if (prev_ExecutorRun)
 		prev_ExecutorRun(TXG_EXECUTOR_RUN_PASS);
 	else
 		standard_ExecutorRun(TXG_EXECUTOR_RUN_PASS);
+}
+
+static pg_noinline void
+portal_runs(TXG_EXECUTOR_RUN_ARGS)
+{
+	if (backend_ready)
+		txg_session_portal();
+	call_executor_run(TXG_EXECUTOR_RUN_PASS);
+}
+
+/* (the usual case, a statement running, has no stack frame) */
+static void
+txg_ExecutorRun(TXG_EXECUTOR_RUN_ARGS)
+{
+	/* an Execute message may run a portal bound before the last Sync */
+	if (unlikely(txg_session_state != SS_RUNNING || txg_deadline_passed))
+		portal_runs(TXG_EXECUTOR_RUN_PASS);
+	else
+		call_executor_run(TXG_EXECUTOR_RUN_PASS);
 }
 
 /* COMMIT (or END) of a transaction past its deadline rolls back */
@@ -370,8 +394,15 @@ txg_ProcessUtility(TXG_PROCESS_UTILITY_ARGS)
 			bool		chain;
 
 			kind = txg_statement_kind(pstmt->utilityStmt, &chain);
-			text = statement_text(queryString, pstmt->stmt_location,
-								  pstmt->stmt_len, &len);
+			if (txg_stmt_kind_counted(kind))
+				text = statement_text(queryString, pstmt->stmt_location,
+									  pstmt->stmt_len, &len);
+			else
+			{
+				/* BEGIN, COMMIT and the like: their text is not kept */
+				text = NULL;
+				len = 0;
+			}
 			txg_session_statement(text, len, kind, chain);
 			client = !IsA(pstmt->utilityStmt, TransactionStmt);
 			if (kind == TXG_STMT_COMMIT && txg_session_state == SS_EXPIRED)
@@ -403,17 +434,26 @@ txg_ProcessUtility(TXG_PROCESS_UTILITY_ARGS)
  * session not already working, that is a FunctionCall message: the fast
  * path runs no statement and passes no other hook.
  */
+static pg_noinline void
+function_call_message(ObjectAccessType access, Oid classId, Oid objectId,
+					  int subId, void *arg)
+{
+	if ((txg_session_state != SS_RUNNING || txg_deadline_passed) &&
+		track_this_backend())
+		txg_session_fastpath(objectId);
+	if (prev_object_access)
+		prev_object_access(access, classId, objectId, subId, arg);
+}
+
+/* (called at every function's set-up: the usual case has no stack frame) */
 static void
 txg_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 				  int subId, void *arg)
 {
 	if (unlikely(debug_query_string == NULL) &&
-		access == OAT_FUNCTION_EXECUTE &&
-		(txg_session_state != SS_RUNNING || txg_deadline_passed) &&
-		track_this_backend())
-		txg_session_fastpath(objectId);
-
-	if (prev_object_access)
+		access == OAT_FUNCTION_EXECUTE)
+		function_call_message(access, classId, objectId, subId, arg);
+	else if (prev_object_access)
 		prev_object_access(access, classId, objectId, subId, arg);
 }
 
@@ -452,7 +492,8 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 /*
  * ReadyForQuery, errors, and the answers to messages that pass no other
- * hook.  Notices, notifications and parameter reports answer no message.
+ * hook (Bind of a statement that starts no executor, Describe, Close).
+ * Notices, notifications and parameter reports answer no message.
  */
 static pg_noinline int
 message_sent(char msgtype, const char *s, size_t len)
@@ -461,7 +502,7 @@ message_sent(char msgtype, const char *s, size_t len)
 	{
 		/* hooked in at authentication: connected once ReadyForQuery is due */
 		if (msgtype != 'Z' || !backend_setup())
-			return prev_comm_methods->putmessage(msgtype, s, len);
+			return prev_putmessage(msgtype, s, len);
 	}
 	if (msgtype == 'Z')
 	{
@@ -470,13 +511,14 @@ message_sent(char msgtype, const char *s, size_t len)
 	}
 	else if (msgtype != 'N' && msgtype != 'A' && msgtype != 'S')
 		txg_session_answer(msgtype == 'E');
-	return prev_comm_methods->putmessage(msgtype, s, len);
+	return prev_putmessage(msgtype, s, len);
 }
 
 /*
  * The usual cases cost a few tests and no stack frame: a row or a
- * completion while working, and ReadyForQuery 'I' between transactions,
- * where nothing is left to do.
+ * completion while working, ReadyForQuery 'I' between transactions, where
+ * nothing is left to do, and the answer to a Bind or a Describe in an idle
+ * transaction.
  */
 static int
 txg_putmessage(char msgtype, const char *s, size_t len)
@@ -484,11 +526,17 @@ txg_putmessage(char msgtype, const char *s, size_t len)
 	if (likely(txg_session_state == SS_RUNNING))
 	{
 		if (likely(msgtype != 'Z' && msgtype != 'E'))
-			return prev_comm_methods->putmessage(msgtype, s, len);
+			return prev_putmessage(msgtype, s, len);
 	}
-	else if (msgtype == 'Z' && txg_session_state == SS_NO_XACT &&
-			 len == 1 && s[0] == 'I' && likely(backend_ready))
-		return prev_comm_methods->putmessage(msgtype, s, len);
+	else if (msgtype == 'Z')
+	{
+		if (txg_session_state == SS_NO_XACT && len == 1 && s[0] == 'I' &&
+			likely(backend_ready))
+			return prev_putmessage(msgtype, s, len);
+	}
+	else if (msgtype != 'E' && msgtype != 'N' && msgtype != 'A' &&
+			 msgtype != 'S' && txg_session_answer_idle())
+		return prev_putmessage(msgtype, s, len);
 	return message_sent(msgtype, s, len);
 }
 

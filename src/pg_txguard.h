@@ -74,6 +74,25 @@ txg_statement_kind(Node *parsetree, bool *chain)
 	}
 }
 
+/* statements that open or close a block are neither counted nor kept */
+static inline bool
+txg_stmt_kind_counted(TxgStmtKind kind)
+{
+	switch (kind)
+	{
+		case TXG_STMT_BEGIN:
+		case TXG_STMT_COMMIT:
+		case TXG_STMT_ROLLBACK:
+		case TXG_STMT_PREPARE:
+			return false;
+		case TXG_STMT_OTHER:
+		case TXG_STMT_ROLLBACK_TO:
+		case TXG_STMT_CALL:
+			return true;
+	}
+	return true;
+}
+
 /* guc.c */
 extern int	txg_track_statement_size;
 extern int	txg_transaction_timeout;
@@ -214,7 +233,16 @@ extern void txg_timeout_rearm(void);
 extern void txg_timeout_refuse(void);
 extern void txg_timeout_nested(void);
 extern void txg_timeout_pre_commit(void);
-extern void txg_timeout_flush(void);
+extern PGDLLIMPORT bool txg_timeout_report_pending;
+extern void txg_timeout_flush_report(void);
+
+/* write the report of an enforcement the client has already seen, if any */
+static inline void
+txg_timeout_flush(void)
+{
+	if (unlikely(txg_timeout_report_pending))
+		txg_timeout_flush_report();
+}
 extern void txg_timeout_backend_exit(void);
 extern bool txg_timeout_terminated(void);
 extern void txg_assign_transaction_timeout(int newval, void *extra);
@@ -239,6 +267,25 @@ typedef enum TxgSessionState
 
 extern PGDLLIMPORT TxgSessionState txg_session_state;
 extern PGDLLIMPORT bool txg_session_watch_nested;
+extern PGDLLIMPORT bool *txg_registry_busy_flag;
+
+/*
+ * The commonest case of txg_session_answer, for the message wrap to take
+ * without a call: a live transaction idle at its client answers a message
+ * that passes no other hook (the Bind of an INSERT, a Describe).  It is
+ * the same transaction, now working; its registry slot says so with one
+ * plain store (see txg_registry_busy).  Returns false for any other state.
+ */
+static inline bool
+txg_session_answer_idle(void)
+{
+	if (txg_session_state != SS_IDLE &&
+		txg_session_state != SS_IDLE_SUBABORTED)
+		return false;
+	txg_session_state = SS_RUNNING;
+	*txg_registry_busy_flag = true;
+	return true;
+}
 
 extern void txg_session_parse(const char *text, int len, TxgStmtKind kind);
 extern void txg_session_statement(const char *text, int len,
@@ -251,7 +298,22 @@ extern void txg_session_fastpath(Oid fn);
 extern void txg_session_call(bool entering);
 extern void txg_session_call_failed(bool at_commit);
 extern void txg_session_subxact_abort(void);
-extern void txg_session_pre_commit(void);
+extern PGDLLIMPORT bool txg_session_committing;
+extern void txg_session_pre_commit_expired(void);
+
+/*
+ * Pre-commit or pre-prepare: the transaction is committing (an abort from
+ * here on is a failed commit, not a rollback); past the deadline it
+ * cannot (see txg_session_pre_commit_expired).  Inline: every transaction
+ * passes here.
+ */
+static inline void
+txg_session_pre_commit(void)
+{
+	txg_session_committing = true;
+	if (unlikely(txg_deadline_passed))
+		txg_session_pre_commit_expired();
+}
 extern void txg_session_commit(void);
 extern void txg_session_abort(void);
 extern void txg_session_prepare(void);

@@ -79,10 +79,21 @@ static TxgRegistry *registry = NULL;
 /* this backend's slot, once attached */
 static TxgSlot *MySlot = NULL;
 
+/* where txg_registry_busy stores: the slot's flag, or a dummy without one */
+static bool busy_dummy = false;
+bool	   *txg_registry_busy_flag = &busy_dummy;
+
+/*
+ * A write of the slot is bracketed by two increments of its change count,
+ * as core brackets a PgBackendStatus write.  Core also enters a critical
+ * section, so that an error between the two cannot leave the count odd
+ * and readers retrying for ever; no write here can raise an error (plain
+ * stores and memcpy, no allocation, no CHECK_FOR_INTERRUPTS), so the
+ * per-statement path does without.
+ */
 static inline void
 slot_begin_write(TxgSlot *slot)
 {
-	START_CRIT_SECTION();
 	slot->changecount++;
 	pg_write_barrier();
 	slot->busy = false;			/* every write says where the session is */
@@ -94,7 +105,6 @@ slot_end_write(TxgSlot *slot)
 	pg_write_barrier();
 	slot->changecount++;
 	Assert((slot->changecount & 1) == 0);
-	END_CRIT_SECTION();
 }
 
 Size
@@ -172,6 +182,7 @@ txg_registry_attach_backend(void)
 	slot_end_write(slot);
 
 	MySlot = slot;
+	txg_registry_busy_flag = &slot->busy;
 }
 
 /* release this backend's slot: called at backend exit */
@@ -188,6 +199,34 @@ txg_registry_detach_backend(void)
 	slot->pid = 0;
 	slot_end_write(slot);
 	MySlot = NULL;
+	txg_registry_busy_flag = &busy_dummy;
+}
+
+/* white space as the SQL scanner knows it (scanner_isspace) */
+static inline bool
+is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
+		c == '\v';
+}
+
+/*
+ * A statement's text as recorded keeps the white space around it in its
+ * query string (a statement after the first of a simple Query starts with
+ * the blank after the semicolon); the readers take it away.
+ */
+static const char *
+trimmed(const char *text, int len, int *trimmed_len)
+{
+	while (len > 0 && is_space(*text))
+	{
+		text++;
+		len--;
+	}
+	while (len > 0 && is_space(text[len - 1]))
+		len--;
+	*trimmed_len = len;
+	return text;
 }
 
 /* number of bytes of text to keep: whole characters, at most text_size */
@@ -240,8 +279,8 @@ txg_registry_open(TimestampTz xact_start, TimestampTz deadline,
 	slot->live = true;
 	slot->state = TXG_STATE_ACTIVE;
 	slot->xact_start = xact_start;
-	slot->state_since = continued ? xact_start :
-		GetCurrentStatementStartTimestamp();
+	/* active since it began: core starts it at its message's start time */
+	slot->state_since = xact_start;
 	slot->deadline = deadline;
 	slot_end_write(slot);
 }
@@ -364,8 +403,7 @@ txg_registry_set_state(TxgState state, bool live)
 void
 txg_registry_busy(void)
 {
-	if (MySlot != NULL)
-		MySlot->busy = true;
+	*txg_registry_busy_flag = true;
 }
 
 /* the deadline of the transaction the slot describes (0: none) */
@@ -398,10 +436,14 @@ txg_registry_self(TxgXactInfo *info)
 	info->statements = slot->statements;
 	if (slot->first_len > 0)
 	{
-		info->first = slot->first;
-		info->first_len = slot->first_len;
-		info->last = slot->statements > 1 ? slot->last : slot->first;
-		info->last_len = slot->statements > 1 ? slot->last_len : slot->first_len;
+		info->first = trimmed(slot->first, slot->first_len, &info->first_len);
+		if (slot->statements > 1)
+			info->last = trimmed(slot->last, slot->last_len, &info->last_len);
+		else
+		{
+			info->last = info->first;
+			info->last_len = info->first_len;
+		}
 	}
 	return true;
 }
@@ -767,11 +809,16 @@ txguard_transactions(PG_FUNCTION_ARGS)
 		values[7] = Int64GetDatum(s->statements);
 		if (visible && s->first_len > 0)
 		{
-			values[8] = PointerGetDatum(cstring_to_text_with_len(copy.first,
-																 s->first_len));
+			const char *text;
+			int			len;
+
+			text = trimmed(copy.first, s->first_len, &len);
+			values[8] = PointerGetDatum(cstring_to_text_with_len(text, len));
 			if (s->statements > 1)
-				values[9] = PointerGetDatum(cstring_to_text_with_len(copy.last,
-																	 s->last_len));
+			{
+				text = trimmed(copy.last, s->last_len, &len);
+				values[9] = PointerGetDatum(cstring_to_text_with_len(text, len));
+			}
 			else
 				values[9] = values[8];
 		}

@@ -104,7 +104,7 @@ static bool running_done = false;	/* it returned without error */
 static bool in_call = false;
 
 /* between pre-commit and commit: an abort now is a commit that failed */
-static bool committing = false;
+bool		txg_session_committing = false;
 
 /*
  * A procedure rolled back, and goes on in a new transaction.  Or did its
@@ -171,25 +171,6 @@ set_state(TxgSessionState state)
 	txg_session_state = state;
 }
 
-/* statements that open or close a block are neither counted nor kept */
-static inline bool
-is_counted(TxgStmtKind kind)
-{
-	switch (kind)
-	{
-		case TXG_STMT_BEGIN:
-		case TXG_STMT_COMMIT:
-		case TXG_STMT_ROLLBACK:
-		case TXG_STMT_PREPARE:
-			return false;
-		case TXG_STMT_OTHER:
-		case TXG_STMT_ROLLBACK_TO:
-		case TXG_STMT_CALL:
-			return true;
-	}
-	return true;
-}
-
 /* what a transaction past its deadline still accepts */
 static inline bool
 is_exit(TxgStmtKind kind)
@@ -219,7 +200,7 @@ is_exit(TxgStmtKind kind)
  * when it lasted txguard.log_min_duration or longer (while the registry
  * still describes it).
  */
-static void
+static pg_attribute_always_inline void
 count_outcome(TxgOutcome outcome, TimestampTz start, TimestampTz end)
 {
 	txg_stats_count(outcome, end - start);
@@ -234,7 +215,7 @@ count_outcome(TxgOutcome outcome, TimestampTz start, TimestampTz end)
  * statement is the CALL.  "text": the statement that opens it, if known
  * (see txg_registry_open).
  */
-static void
+static pg_attribute_always_inline void
 xact_open(TimestampTz start, bool explicit_block, bool continued,
 		  const char *text, int len, bool counted)
 {
@@ -253,7 +234,7 @@ xact_open(TimestampTz start, bool explicit_block, bool continued,
  * client's statement was is forgotten too: between transactions nothing
  * is left to reset, so ReadyForQuery 'I' after a transaction costs nothing.
  */
-static void
+static pg_attribute_always_inline void
 xact_close(void)
 {
 	txg_timeout_unguard();
@@ -280,7 +261,7 @@ callback_end_time(void)
  * A transaction ended with "outcome" at "end": count it, and stop
  * following it.
  */
-static void
+static pg_attribute_always_inline void
 xact_end(TxgOutcome outcome, TimestampTz end)
 {
 	txg_timeout_flush();
@@ -355,7 +336,7 @@ txg_session_parse(const char *text, int len, TxgStmtKind kind)
 		case SS_NO_XACT:
 			/* the text opens the transaction; it is counted when it runs */
 			xact_open(GetCurrentTransactionStartTimestamp(), false, false,
-					  is_counted(kind) ? text : NULL, len, false);
+					  txg_stmt_kind_counted(kind) ? text : NULL, len, false);
 			return;
 		case SS_RUNNING:
 		case SS_IDLE:
@@ -378,7 +359,7 @@ txg_session_parse(const char *text, int len, TxgStmtKind kind)
 		case SS_EXITING:
 			return;
 	}
-	txg_registry_parse(is_counted(kind) ? text : NULL, len);
+	txg_registry_parse(txg_stmt_kind_counted(kind) ? text : NULL, len);
 }
 
 /* an aborted block ends: ROLLBACK or COMMIT, perhaps AND CHAIN */
@@ -406,7 +387,7 @@ txg_session_statement(const char *text, int len, TxgStmtKind kind,
 			running_chain = chain;
 			running_done = false;
 			xact_open(GetCurrentTransactionStartTimestamp(), false, false,
-					  is_counted(kind) ? text : NULL, len, true);
+					  txg_stmt_kind_counted(kind) ? text : NULL, len, true);
 			return;
 		case SS_RUNNING:
 		case SS_IDLE:
@@ -447,7 +428,7 @@ txg_session_statement(const char *text, int len, TxgStmtKind kind,
 	running_kind = kind;
 	running_chain = chain;
 	running_done = false;
-	txg_registry_statement(text, len, is_counted(kind));
+	txg_registry_statement(text, len, txg_stmt_kind_counted(kind));
 }
 
 /*
@@ -520,6 +501,12 @@ txg_session_answer(bool error)
 		case SS_IDLE:
 		case SS_IDLE_SUBABORTED:
 			/* the same transaction: a message is being answered */
+			if (!error)
+			{
+				/* the wrap most often takes this case itself */
+				(void) txg_session_answer_idle();
+				break;
+			}
 			set_state(SS_RUNNING);
 			txg_registry_busy();
 			break;
@@ -706,13 +693,14 @@ txg_session_subxact_abort(void)
 	}
 }
 
-/* pre-commit or pre-prepare: past the deadline, a transaction cannot commit */
+/*
+ * Pre-commit or pre-prepare of a transaction past its deadline (the
+ * inline txg_session_pre_commit has marked it as committing): it cannot
+ * commit.
+ */
 void
-txg_session_pre_commit(void)
+txg_session_pre_commit_expired(void)
 {
-	committing = true;
-	if (likely(!txg_deadline_passed))
-		return;					/* no state past a deadline without it */
 	absorb_deadline();
 	switch (txg_session_state)
 	{
@@ -738,7 +726,7 @@ txg_session_commit(void)
 	bool		chain = running_kind == TXG_STMT_COMMIT && running_chain &&
 		running_done;
 
-	committing = false;
+	txg_session_committing = false;
 	if (unlikely(txg_session_watch_nested))
 		procedure_goes_on();
 	switch (txg_session_state)
@@ -779,14 +767,14 @@ txg_session_commit(void)
 void
 txg_session_abort(void)
 {
-	bool		requested = !committing &&
+	bool		requested = !txg_session_committing &&
 		((running_done && running_kind == TXG_STMT_ROLLBACK) || in_call);
 	bool		chain = running_done && running_chain &&
 		(running_kind == TXG_STMT_ROLLBACK || running_kind == TXG_STMT_COMMIT);
 	bool		expired;
 	TxgOutcome	outcome;
 
-	committing = false;
+	txg_session_committing = false;
 	absorb_deadline();
 	expired = txg_session_state == SS_EXPIRED ||
 		txg_session_state == SS_IDLE_EXPIRED;
@@ -895,7 +883,7 @@ txg_session_ready(char status)
 	running_chain = false;
 	running_done = false;
 	in_call = false;
-	committing = false;
+	txg_session_committing = false;
 	if (unlikely(txg_session_watch_nested))
 		procedure_goes_on();
 

@@ -116,7 +116,7 @@ static volatile sig_atomic_t timer_live = false;	/* handler may act */
 static volatile sig_atomic_t requested = ACTION_NONE;
 
 /* an enforcement shown to the client, whose report is still to write */
-static bool report_pending = false;
+bool		txg_timeout_report_pending = false;
 
 /* our cancel reached the running work (and may have been caught) */
 static bool cancel_delivered = false;
@@ -371,11 +371,9 @@ txg_timeout_nested(void)
 
 /* write the report of an enforcement the client has already seen */
 void
-txg_timeout_flush(void)
+txg_timeout_flush_report(void)
 {
-	if (likely(!report_pending))
-		return;
-	report_pending = false;
+	txg_timeout_report_pending = false;
 	txg_event_report(&report);
 }
 
@@ -467,7 +465,7 @@ capture_report(TxgEventKind kind)
 	report.limit_name = deadline_setting;
 	report.nblocking = txg_blocked_by(txg_lock_waiters(), MyProcPid,
 									  report.blocking, TXG_EVENT_MAX_BLOCKING);
-	report_pending = true;
+	txg_timeout_report_pending = true;
 }
 
 /* give the client's error this module's SQLSTATE, message, detail and hint */
