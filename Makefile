@@ -20,6 +20,13 @@ OBJS = \
 	src/stats.o \
 	src/sentinel.o \
 	src/upsert.o \
+	src/upsert_batch.o \
+	src/upsert_cache.o \
+	src/upsert_relinfo.o \
+	src/upsert_row.o \
+	src/upsert_key.o \
+	src/upsert_arbiter.o \
+	src/upsert_plan.o \
 	src/lock.o
 
 EXTENSION = pg_txguard
@@ -53,4 +60,4 @@ REGRESS += upsert_nulls_not_distinct
 endif
 
 # every object depends on the shared headers
-$(OBJS): src/pg_txguard.h src/compat.h src/srf.h
+$(OBJS): src/pg_txguard.h src/compat.h src/srf.h src/upsert.h
