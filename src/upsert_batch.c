@@ -80,7 +80,13 @@ txg_sort_cmp(const void *a, const void *b, void *arg)
 	return (ra->ordinal > rb->ordinal) - (ra->ordinal < rb->ordinal);
 }
 
-/* fold a later row with the same key into the first one (upsert) */
+/*
+ * Fold a later row with the same key into the first one (upsert).  By the
+ * time the later element's own call would run, the row exists: that call
+ * would update the columns it updates, and nothing else.  So only those
+ * are taken, and the key keeps the first element's spelling (under
+ * lower(sku), "x" then "X" stores "x", as two single calls would).
+ */
 static void
 txg_merge_rows(TxgCall *call, TxgRow *into, TxgRow *from)
 {
@@ -88,13 +94,16 @@ txg_merge_rows(TxgCall *call, TxgRow *into, TxgRow *from)
 
 	for (i = 0; i < call->info->natts; i++)
 	{
-		if (!from->present[i])
+		if (!from->update[i])
 			continue;
 		if (!into->present[i])
 			into->ncols++;
 		into->present[i] = true;
 		into->values[i] = from->values[i];
 		into->nulls[i] = from->nulls[i];
+		if (!into->update[i])
+			into->nupdate++;
+		into->update[i] = true;
 	}
 }
 
@@ -162,13 +171,20 @@ txg_batch_sort(TxgBatch *batch)
 	qsort_arg(batch->order, batch->nrows, sizeof(int), txg_sort_cmp, &sa);
 }
 
-/* one leader per key; later duplicates fold into it (upsert) */
+/*
+ * One leader per key, the first in input order; later duplicates fold
+ * into it (upsert) as the sequence of single calls would leave the row.
+ */
 static void
 txg_batch_fold_duplicates(TxgCall *call, TxgBatch *batch)
 {
 	TxgRow	   *rows = batch->rows;
 	int		   *order = batch->order;
 	int			i;
+
+	/* what each element's own call would update, checked in input order */
+	for (i = 0; i < batch->nrows; i++)
+		txg_choose_update(call, &rows[i]);
 
 	for (i = 0; i < batch->nrows; i++)
 	{
@@ -187,9 +203,6 @@ txg_batch_fold_duplicates(TxgCall *call, TxgBatch *batch)
 		}
 		batch->leader[order[i]] = true;
 	}
-	for (i = 0; i < batch->nrows; i++)
-		if (batch->leader[i])
-			txg_choose_update(call, &rows[i]);
 }
 
 /* the leaders, in key order */
