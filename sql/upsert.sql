@@ -270,3 +270,20 @@ SELECT * FROM txguard.upsert(NULL::kv, '{"key": "A", "w": 6}');
 ALTER TABLE kv ALTER COLUMN w TYPE text;
 SELECT * FROM txguard.upsert(NULL::kv, '{"key": "b", "w": "six"}');
 SELECT * FROM kv ORDER BY key;
+
+--
+-- int2vector and oidvector columns from JSON arrays: built as their own
+-- input function builds them (lower bound 0)
+--
+CREATE TABLE vectors (k int PRIMARY KEY, v int2vector, o oidvector);
+SELECT k, v, o, v = '7 8'::int2vector AS v_equal, o = '1 2 3'::oidvector AS o_equal,
+       v[0] AS v0, v[1] AS v1, o[2] AS o2
+  FROM txguard.insert_or_get(NULL::vectors, '{"k": 1, "v": [7, 8], "o": [1, 2, 3]}');
+SELECT k, v, o, v = ''::int2vector AS v_empty
+  FROM txguard.insert_or_get(NULL::vectors, '{"k": 2, "v": [], "o": []}');
+SELECT k, v FROM txguard.insert_or_get(NULL::vectors, '{"k": 3, "v": "4 5"}');
+SELECT * FROM txguard.insert_or_get(NULL::vectors, '{"k": 4, "v": [7, null]}');
+SELECT * FROM txguard.insert_or_get(NULL::vectors, '{"k": 4, "v": [7, "x"]}');
+SELECT * FROM txguard.insert_or_get(NULL::vectors, '{"k": 4, "o": [-1]}');
+SELECT k, v = '7 8'::int2vector AS found FROM vectors WHERE v = '7 8'::int2vector;
+

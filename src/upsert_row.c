@@ -7,7 +7,8 @@
  * A JSON string goes through the column type's input function, numbers
  * and booleans through their text; null is SQL NULL (checked against a
  * domain's NOT NULL).  json and jsonb columns take any JSON value as is;
- * array columns also take a JSON array of scalars.  Errors raised while a
+ * array columns also take a JSON array of scalars, and so do int2vector
+ * and oidvector columns (built by their own input function).  Errors raised while a
  * value is read carry a CONTEXT line naming the column (and, in a batch,
  * the element).
  *
@@ -16,6 +17,8 @@
 #include "upsert.h"
 
 #include "catalog/pg_attribute.h"
+#include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -136,6 +139,63 @@ txg_array_value(TxgColumn *col, JsonbValue *v)
 	return result;
 }
 
+/*
+ * A JSON array to an int2vector or oidvector column.  These types look
+ * like arrays but have conventions of their own (one dimension, lower
+ * bound 0, no nulls), which only their input function knows: the elements
+ * are read with the element type's input function, as for arrays, then
+ * written out separated by spaces and given to the column type's input
+ * function (a domain's checks included).
+ */
+static Datum
+txg_vector_value(TxgColumn *col, JsonbValue *v)
+{
+	JsonbIterator *it = JsonbIteratorInit(v->val.binary.data);
+	JsonbValue	elem;
+	JsonbIteratorToken tok;
+	Oid			infunc;
+	Oid			outfunc;
+	Oid			ioparam;
+	bool		isvarlena;
+	FmgrInfo	inflinfo;
+	FmgrInfo	outflinfo;
+	StringInfoData text;
+
+	getTypeInputInfo(col->elemtype, &infunc, &ioparam);
+	fmgr_info(infunc, &inflinfo);
+	getTypeOutputInfo(col->elemtype, &outfunc, &isvarlena);
+	fmgr_info(outfunc, &outflinfo);
+	initStringInfo(&text);
+
+	while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
+	{
+		Datum		d;
+
+		if (tok != WJB_ELEM)
+			continue;
+		if (elem.type == jbvBinary)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("cannot assign a nested JSON %s to an element of column \"%s\" of type %s",
+							txg_jsonb_kind(&elem), col->name,
+							format_type_with_typemod(col->typid, col->typmod)),
+					 errhint("Pass a flat array of numbers, as in [1, 2].")));
+		if (elem.type == jbvNull)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("cannot assign a null element to column \"%s\" of type %s",
+							col->name,
+							format_type_with_typemod(col->typid, col->typmod)),
+					 errdetail("Type %s holds no null elements.",
+							   format_type_be(col->basetype))));
+		d = InputFunctionCall(&inflinfo, txg_scalar_text(&elem), ioparam, -1);
+		appendStringInfo(&text, "%s%s", text.len > 0 ? " " : "",
+						 OutputFunctionCall(&outflinfo, d));
+	}
+	return InputFunctionCall(&col->infunc, text.data, col->ioparam,
+							 col->typmod);
+}
+
 /* a jsonb value of vals to a value of the column's type */
 static Datum
 txg_column_value(TxgColumn *col, JsonbValue *v, bool *isnull)
@@ -156,7 +216,11 @@ txg_column_value(TxgColumn *col, JsonbValue *v, bool *isnull)
 	if (v->type == jbvBinary)
 	{
 		if (OidIsValid(col->elemtype) && !JsonContainerIsObject(v->val.binary.data))
+		{
+			if (col->basetype == INT2VECTOROID || col->basetype == OIDVECTOROID)
+				return txg_vector_value(col, v);
 			return txg_array_value(col, v);
+		}
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("cannot assign a JSON %s to column \"%s\" of type %s",
