@@ -287,3 +287,27 @@ SELECT * FROM txguard.insert_or_get(NULL::vectors, '{"k": 4, "v": [7, "x"]}');
 SELECT * FROM txguard.insert_or_get(NULL::vectors, '{"k": 4, "o": [-1]}');
 SELECT k, v = '7 8'::int2vector AS found FROM vectors WHERE v = '7 8'::int2vector;
 
+--
+-- a partial index's predicate sees the default the INSERT will use, a
+-- domain's when the column has none
+--
+CREATE DOMAIN live_flag AS boolean DEFAULT true;
+CREATE TABLE members (id serial PRIMARY KEY, email text NOT NULL, live live_flag);
+CREATE UNIQUE INDEX members_email_live ON members (email) WHERE live;
+SELECT (r).email, (r).live, created
+  FROM txguard.insert_or_get_created(NULL::members, '{"email": "a@example.com"}');
+SELECT (r).email, (r).live, created
+  FROM txguard.insert_or_get_created(NULL::members, '{"email": "a@example.com"}');
+CREATE DOMAIN claim_status AS text DEFAULT 'active';
+CREATE TABLE claims (id serial PRIMARY KEY, k text NOT NULL, status claim_status);
+CREATE UNIQUE INDEX claims_k_unset ON claims (k) WHERE status IS NULL;
+SELECT (r).k, created FROM txguard.insert_or_get_created(NULL::claims, '{"k": "x"}');
+SELECT (r).k, created FROM txguard.insert_or_get_created(NULL::claims, '{"k": "x"}');
+SELECT (r).k, (r).status, created
+  FROM txguard.insert_or_get_created(NULL::claims, '{"k": "x", "status": null}');
+SELECT count(*) AS claims FROM claims;
+-- the column's own default wins over the domain's
+CREATE TABLE members2 (id serial PRIMARY KEY, email text NOT NULL, live live_flag DEFAULT false);
+CREATE UNIQUE INDEX members2_email_live ON members2 (email) WHERE live;
+SELECT * FROM txguard.insert_or_get(NULL::members2, '{"email": "a@example.com"}');
+

@@ -102,7 +102,8 @@ typedef struct TxgIndex
 	FmgrInfo	cmp[INDEX_MAX_KEYS];	/* btree order, for batch sorting */
 	List	   *pred;			/* planned predicate (implicit AND), or NIL */
 	List	   *rawpred;		/* the predicate as stored, for equal() */
-	char	   *predtext;
+	char	   *predtext;		/* the predicate, for messages */
+	char	   *predsql;		/* the predicate, for statements */
 	Bitmapset  *keycols;		/* attnums the key uses */
 	Bitmapset  *predcols;		/* attnums the predicate uses */
 	char	   *coltext;		/* "(a, lower(b))" for messages */

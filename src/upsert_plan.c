@@ -125,8 +125,8 @@ txg_append_key_condition(StringInfo buf, TxgIndex *idx, uint32 nullmask,
 			appendStringInfo(buf, "%s $%d", idx->lookuptext[i], *paramno);
 		}
 	}
-	if (idx->predtext)
-		appendStringInfo(buf, " AND (%s)", idx->predtext);
+	if (idx->predsql)
+		appendStringInfo(buf, " AND (%s)", idx->predsql);
 }
 
 static void
@@ -165,8 +165,8 @@ txg_insert_text(StringInfo buf, TxgRelInfo *info, TxgRow *row, Oid *types,
 		appendStringInfo(buf, "%s%s", i > 0 ? ", " : "",
 						 idx->infertext[i]);
 	appendStringInfoChar(buf, ')');
-	if (idx->predtext)
-		appendStringInfo(buf, " WHERE %s", idx->predtext);
+	if (idx->predsql)
+		appendStringInfo(buf, " WHERE %s", idx->predsql);
 	appendStringInfo(buf, " DO NOTHING RETURNING %s", info->alias);
 }
 

@@ -249,7 +249,7 @@ txg_index_key_operators(TxgRelInfo *info, Relation irel, TxgIndex *idx, int i,
 	idx->lookuptext[i] = buf.data;
 }
 
-/* a partial index's predicate: planned, as stored, deparsed */
+/* a partial index's predicate: planned, as stored, deparsed twice */
 static void
 txg_index_predicate(TxgIndex *idx, Relation irel, List *dpcontext,
 					bool *whole)
@@ -260,6 +260,15 @@ txg_index_predicate(TxgIndex *idx, Relation irel, List *dpcontext,
 	idx->predtext =
 		deparse_expression((Node *) make_ands_explicit(idx->rawpred),
 						   dpcontext, false, false);
+
+	/*
+	 * Statements spell implicit casts out: "WHERE live" over a domain over
+	 * boolean reads back as a different expression that ON CONFLICT cannot
+	 * match to the index, "WHERE (live)::boolean" as the same one.
+	 */
+	idx->predsql =
+		deparse_expression((Node *) make_ands_explicit(idx->rawpred),
+						   dpcontext, false, true);
 	idx->predcols = txg_expr_columns((Node *) idx->rawpred, whole);
 	idx->pred = (List *)
 		expression_planner((Expr *) copyObject(idx->rawpred));
@@ -340,6 +349,24 @@ txg_build_index(TxgRelInfo *info, Relation irel, TxgIndex *idx,
  * ----------------------------------------------------------------
  */
 
+/*
+ * The default an INSERT without the column will use: the column's own
+ * (or its identity sequence), else its domain's DEFAULT, as the rewriter
+ * decides in build_column_default().  Only a non-volatile one can be
+ * evaluated ahead of the insert, for a partial index's predicate.
+ */
+static void
+txg_column_default(TxgColumn *col, Relation rel, AttrNumber attnum)
+{
+	Node	   *def = build_column_default(rel, attnum);
+
+	if (def == NULL)
+		return;
+	col->defvolatile = contain_volatile_functions(def);
+	if (!col->defvolatile)
+		col->defexpr = expression_planner((Expr *) def);
+}
+
 static void
 txg_build_column(TxgColumn *col, Relation rel, int i, MemoryContext cxt)
 {
@@ -363,17 +390,7 @@ txg_build_column(TxgColumn *col, Relation rel, int i, MemoryContext cxt)
 	getTypeInputInfo(col->typid, &infunc, &col->ioparam);
 	fmgr_info_cxt(infunc, &col->infunc, cxt);
 
-	if (att->atthasdef || att->attidentity)
-	{
-		Node	   *def = build_column_default(rel, i + 1);
-
-		if (def != NULL)
-		{
-			col->defvolatile = contain_volatile_functions(def);
-			if (!col->defvolatile)
-				col->defexpr = expression_planner((Expr *) def);
-		}
-	}
+	txg_column_default(col, rel, i + 1);
 }
 
 /* an alias for the table that no column shadows */
