@@ -311,3 +311,32 @@ CREATE TABLE members2 (id serial PRIMARY KEY, email text NOT NULL, live live_fla
 CREATE UNIQUE INDEX members2_email_live ON members2 (email) WHERE live;
 SELECT * FROM txguard.insert_or_get(NULL::members2, '{"email": "a@example.com"}');
 
+--
+-- conflict_columns names an index expression as pg_indexes spells it, SQL
+-- functions and all
+--
+CREATE FUNCTION norm_email(text) RETURNS text LANGUAGE sql IMMUTABLE
+    AS $$ SELECT lower(trim($1)) $$;
+CREATE FUNCTION norm_name(text) RETURNS text LANGUAGE plpgsql IMMUTABLE
+    AS $$ BEGIN RETURN lower($1); END $$;
+CREATE TABLE subscribers (id serial PRIMARY KEY, email text NOT NULL, name text);
+CREATE UNIQUE INDEX subscribers_norm ON subscribers (norm_email(email));
+CREATE UNIQUE INDEX subscribers_email ON subscribers (email);
+CREATE UNIQUE INDEX subscribers_name ON subscribers (norm_name(name));
+SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'subscribers' ORDER BY indexname;
+SELECT (r).email, created FROM txguard.insert_or_get_created(NULL::subscribers,
+    '{"email": " Ann@Example.com"}', ARRAY['norm_email(email)']);
+SELECT (r).email, created FROM txguard.insert_or_get_created(NULL::subscribers,
+    '{"email": "ann@example.com "}', ARRAY['norm_email(email)']);
+SELECT (r).email, created FROM txguard.insert_or_get_created(NULL::subscribers,
+    '{"email": "ANN@example.com"}', ARRAY['public.norm_email(email)']);
+SELECT (r).email, (r).name, created FROM txguard.insert_or_get_created(NULL::subscribers,
+    '{"email": "bob@example.com", "name": "Bob"}', ARRAY['norm_name(name)']);
+SELECT (r).email, (r).name, created FROM txguard.insert_or_get_created(NULL::subscribers,
+    '{"email": "bob2@example.com", "name": "BOB"}', ARRAY['norm_name(name)']);
+-- messages spell the expressions as pg_indexes does
+SELECT * FROM txguard.insert_or_get(NULL::subscribers, '{"email": "c@example.com"}');
+SELECT * FROM txguard.insert_or_get(NULL::subscribers, '{"name": "c"}', ARRAY['norm_name(name)', 'email']);
+SELECT * FROM txguard.insert_or_get(NULL::subscribers, '{"email": "c@example.com"}', ARRAY['lower(TRIM(BOTH FROM email))']);
+SELECT * FROM txguard.insert_or_get(NULL::subscribers, '{"name": null}', ARRAY['norm_name(name)']);
+SELECT count(*) AS subscribers FROM subscribers;

@@ -92,7 +92,10 @@ typedef struct TxgIndex
 	AttrNumber	keys[INDEX_MAX_KEYS];	/* 0 for an expression */
 	Expr	   *exprs[INDEX_MAX_KEYS];	/* planned expression, or NULL */
 	char	   *keytext[INDEX_MAX_KEYS];	/* "col" or "(expr)", quoted */
-	char	   *matchtext[INDEX_MAX_KEYS];	/* as conflict_columns names it */
+	Node	   *rawexprs[INDEX_MAX_KEYS];	/* expression as stored, or NULL */
+	char	   *matchtext[INDEX_MAX_KEYS];	/* column name, or expression as
+											 * pg_indexes spells it with search_path
+											 * pg_catalog */
 	char	   *infertext[INDEX_MAX_KEYS];	/* ON CONFLICT inference element */
 	char	   *lookuptext[INDEX_MAX_KEYS]; /* "(key COLLATE c) OPERATOR(=)" */
 	Oid			keytype[INDEX_MAX_KEYS];
@@ -106,7 +109,6 @@ typedef struct TxgIndex
 	char	   *predsql;		/* the predicate, for statements */
 	Bitmapset  *keycols;		/* attnums the key uses */
 	Bitmapset  *predcols;		/* attnums the predicate uses */
-	char	   *coltext;		/* "(a, lower(b))" for messages */
 } TxgIndex;
 
 /* what the helpers know about a table; one memory context each */
@@ -201,6 +203,8 @@ extern void txg_relinfo_cache_init(void);
 extern void txg_relinfo_invalidate(Oid relid);
 extern TxgRelInfo *txg_get_relinfo(Relation rel);
 extern AttrNumber txg_find_column(TxgRelInfo *info, const char *name, int len);
+extern char *txg_key_spelling(TxgRelInfo *info, TxgIndex *idx, int i);
+extern char *txg_index_columns(TxgRelInfo *info, TxgIndex *idx);
 
 /* upsert_row.c */
 extern void txg_row_init(TxgCall *call, TxgRow *row, int ordinal);

@@ -41,7 +41,7 @@ txg_same_index(TxgIndex *a, TxgIndex *b)
 
 /* the candidates as "\"name\" (a, b)" for messages */
 static char *
-txg_index_list(List *indexes)
+txg_index_list(TxgRelInfo *info, List *indexes)
 {
 	StringInfoData buf;
 	ListCell   *lc;
@@ -52,7 +52,7 @@ txg_index_list(List *indexes)
 		TxgIndex   *idx = (TxgIndex *) lfirst(lc);
 
 		appendStringInfo(&buf, "%s\"%s\" %s", buf.len > 0 ? ", " : "",
-						 idx->name, idx->coltext);
+						 idx->name, txg_index_columns(info, idx));
 		if (idx->predtext)
 			appendStringInfo(&buf, " WHERE %s", idx->predtext);
 	}
@@ -103,9 +103,15 @@ txg_name_in(List *names, const char *name)
 	return false;
 }
 
-/* is name the spelling of one of the key elements of some index? */
-static bool
-txg_names_index_key(TxgRelInfo *info, const char *name)
+/*
+ * The key element of some index that name spells, as its matchtext; NULL
+ * if there is none.  An expression may be spelt as pg_indexes shows it
+ * under search_path pg_catalog (the matchtext itself, with non-catalog
+ * functions schema-qualified) or under the caller's search_path; the
+ * second needs a deparse, so it is tried only when the first fails.
+ */
+static char *
+txg_index_key_named(TxgRelInfo *info, const char *name)
 {
 	int			i;
 	int			k;
@@ -113,8 +119,17 @@ txg_names_index_key(TxgRelInfo *info, const char *name)
 	for (i = 0; i < info->nindexes; i++)
 		for (k = 0; k < info->indexes[i].nkeys; k++)
 			if (strcmp(info->indexes[i].matchtext[k], name) == 0)
-				return true;
-	return false;
+				return info->indexes[i].matchtext[k];
+	for (i = 0; i < info->nindexes; i++)
+	{
+		TxgIndex   *idx = &info->indexes[i];
+
+		for (k = 0; k < idx->nkeys; k++)
+			if (idx->rawexprs[k] != NULL &&
+				strcmp(txg_key_spelling(info, idx, k), name) == 0)
+				return idx->matchtext[k];
+	}
+	return NULL;
 }
 
 /* does the index's key consist exactly of the named columns/expressions? */
@@ -165,29 +180,34 @@ txg_given_columns(TxgCall *call, TxgRow *row)
 
 /*
  * Check that every name of conflict_columns is a column or an index key
- * expression; returns the named columns, and whether all names are
- * columns.
+ * expression; returns the named columns, whether all names are columns,
+ * and in *keys the names with each expression spelt as its matchtext.
  */
 static Bitmapset *
-txg_named_columns(TxgCall *call, bool *all_columns)
+txg_named_columns(TxgCall *call, bool *all_columns, List **keys)
 {
 	TxgRelInfo *info = call->info;
 	Bitmapset  *named = NULL;
 	ListCell   *lc;
 
 	*all_columns = true;
+	*keys = NIL;
 	foreach(lc, call->conflict_columns)
 	{
-		const char *name = (const char *) lfirst(lc);
+		char	   *name = (char *) lfirst(lc);
 		AttrNumber	attnum = txg_find_column(info, name, strlen(name));
+		char	   *key;
 
 		if (attnum > 0)
 		{
 			named = bms_add_member(named, attnum);
+			*keys = lappend(*keys, name);
 			continue;
 		}
 		*all_columns = false;
-		if (!txg_names_index_key(info, name))
+		key = txg_index_key_named(info, name);
+		*keys = lappend(*keys, key);
+		if (key == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
 					 errmsg("column \"%s\" of relation \"%s\" does not exist",
@@ -209,15 +229,16 @@ txg_candidates_by_names(TxgCall *call, TxgRow *row, List **outside)
 	List	   *candidates = NIL;
 	Bitmapset  *named;
 	bool		all_columns;
+	List	   *keys;
 	ListCell   *lc;
 	int			i;
 
-	named = txg_named_columns(call, &all_columns);
+	named = txg_named_columns(call, &all_columns, &keys);
 	for (i = 0; i < info->nindexes; i++)
 	{
 		TxgIndex   *idx = &info->indexes[i];
 
-		if (idx->usable && txg_index_matches_names(idx, call->conflict_columns))
+		if (idx->usable && txg_index_matches_names(idx, keys))
 			candidates = lappend(candidates, idx);
 	}
 	if (candidates == NIL && all_columns)
@@ -331,7 +352,7 @@ txg_report_no_arbiter(TxgCall *call, TxgRow *row, List *outside)
 	if (outside != NIL)
 		appendStringInfo(&detail,
 						 " The row does not satisfy the predicate of partial unique index %s.",
-						 txg_index_list(outside));
+						 txg_index_list(info, outside));
 	appendStringInfoString(&detail,
 						   " Without a unique index, a check followed by an insert cannot be made race-free: concurrent callers would both insert.");
 	ereport(ERROR,
@@ -354,9 +375,10 @@ txg_report_ambiguous(TxgCall *call, List *candidates)
 			 errmsg("conflict target of table \"%s\" is ambiguous",
 					call->info->relname),
 			 errdetail("Candidate unique indexes: %s.",
-					   txg_index_list(candidates)),
+					   txg_index_list(call->info, candidates)),
 			 errhint("Pass conflict_columns to choose one, for example ARRAY['%s'].",
-					 ((TxgIndex *) linitial(candidates))->matchtext[0])));
+					 txg_key_spelling(call->info,
+									  (TxgIndex *) linitial(candidates), 0))));
 }
 
 /*
@@ -390,7 +412,8 @@ txg_check_arbiter(TxgCall *call, TxgRow *row, TxgIndex *chosen)
 					 errmsg("column \"%s\" of the conflict target is missing from vals",
 							call->info->cols[i - 1].name),
 					 errdetail("The conflict target is unique index \"%s\" %s.",
-							   chosen->name, chosen->coltext)));
+							   chosen->name,
+							   txg_index_columns(call->info, chosen))));
 }
 
 TxgIndex *
@@ -440,7 +463,8 @@ txg_named_update_columns(TxgCall *call, TxgRow *row)
 					 errmsg("cannot update column \"%s\" of the conflict target",
 							name),
 					 errdetail("The row is found by unique index \"%s\" %s.",
-							   row->arbiter->name, row->arbiter->coltext)));
+							   row->arbiter->name,
+							   txg_index_columns(info, row->arbiter))));
 		if (!row->present[attnum - 1])
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),

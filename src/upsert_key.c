@@ -100,7 +100,8 @@ txg_check_null_key(TxgCall *call, TxgRow *row, TxgIndex *idx, int i)
 				 errmsg("null value in conflict column \"%s\" of table \"%s\"",
 						idx->matchtext[i], call->info->relname) :
 				 errmsg("null value of conflict key expression \"%s\" of table \"%s\"",
-						idx->matchtext[i], call->info->relname),
+						txg_key_spelling(call->info, idx, i),
+						call->info->relname),
 				 errdetail("Unique index \"%s\" treats null values as distinct, so a row with a null key would be inserted again on every call.",
 						   idx->name),
 				 call->batch ?

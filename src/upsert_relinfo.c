@@ -188,17 +188,24 @@ txg_index_key_column(TxgRelInfo *info, TxgIndex *idx, int i, AttrNumber attnum)
 	idx->keycols = bms_add_member(idx->keycols, attnum);
 }
 
-/* key element i is an expression */
+/*
+ * Key element i is an expression: "expr" as the index's expressions come
+ * from the relcache, constant-folded and with SQL functions inlined, and
+ * "raw" as stored, as the user wrote it.  Statements use the first (the
+ * planner folds theirs the same way); names, as pg_indexes shows them, the
+ * second.
+ */
 static void
-txg_index_key_expression(TxgIndex *idx, int i, Node *expr, List *dpcontext,
-						 bool *whole)
+txg_index_key_expression(TxgIndex *idx, int i, Node *expr, Node *raw,
+						 List *dpcontext, bool *whole)
 {
 	char	   *text;
 
 	idx->keytype[i] = exprType(expr);
 	text = deparse_expression(expr, dpcontext, false, false);
-	idx->matchtext[i] = text;
 	idx->keytext[i] = psprintf("(%s)", text);
+	idx->rawexprs[i] = raw;
+	idx->matchtext[i] = deparse_expression(raw, dpcontext, false, false);
 	idx->keycols = bms_join(idx->keycols, txg_expr_columns(expr, whole));
 	idx->exprs[i] = expression_planner((Expr *) copyObject(expr));
 }
@@ -274,18 +281,37 @@ txg_index_predicate(TxgIndex *idx, Relation irel, List *dpcontext,
 		expression_planner((Expr *) copyObject(idx->rawpred));
 }
 
+/*
+ * The index's expressions as stored in pg_index.indexprs, before the
+ * relcache folds constants and inlines SQL functions: what
+ * pg_get_indexdef() deparses.
+ */
+static List *
+txg_index_stored_expressions(Relation irel)
+{
+	Datum		d;
+	bool		isnull;
+
+	d = SysCacheGetAttr(INDEXRELID, irel->rd_indextuple,
+						Anum_pg_index_indexprs, &isnull);
+	if (isnull)
+		return NIL;
+	return (List *) stringToNode(TextDatumGetCString(d));
+}
+
 static void
 txg_build_index(TxgRelInfo *info, Relation irel, TxgIndex *idx,
 				List *dpcontext)
 {
 	Form_pg_index form = irel->rd_index;
 	List	   *exprs = RelationGetIndexExpressions(irel);
+	List	   *rawexprs = txg_index_stored_expressions(irel);
 	ListCell   *lc = list_head(exprs);
+	ListCell   *rlc = list_head(rawexprs);
 	oidvector  *indclass;
 	Datum		d;
 	bool		isnull;
 	bool		whole = false;
-	StringInfoData cols;
 	int			i;
 
 	idx->indexoid = RelationGetRelid(irel);
@@ -302,8 +328,6 @@ txg_build_index(TxgRelInfo *info, Relation irel, TxgIndex *idx,
 	Assert(!isnull);
 	indclass = (oidvector *) DatumGetPointer(d);
 
-	initStringInfo(&cols);
-	appendStringInfoChar(&cols, '(');
 	for (i = 0; i < idx->nkeys; i++)
 	{
 		AttrNumber	attnum = form->indkey.values[i];
@@ -314,9 +338,10 @@ txg_build_index(TxgRelInfo *info, Relation irel, TxgIndex *idx,
 			txg_index_key_column(info, idx, i, attnum);
 		else if (attnum == 0)
 		{
-			txg_index_key_expression(idx, i, (Node *) lfirst(lc), dpcontext,
-									 &whole);
+			txg_index_key_expression(idx, i, (Node *) lfirst(lc),
+									 (Node *) lfirst(rlc), dpcontext, &whole);
 			lc = lnext(exprs, lc);
+			rlc = lnext(rawexprs, rlc);
 		}
 		else
 		{
@@ -326,14 +351,10 @@ txg_build_index(TxgRelInfo *info, Relation irel, TxgIndex *idx,
 			idx->keytext[i] = pstrdup("?");
 			idx->matchtext[i] = idx->keytext[i];
 		}
-		appendStringInfo(&cols, "%s%s", i > 0 ? ", " : "", idx->matchtext[i]);
 
 		if (idx->unique && !whole)
 			txg_index_key_operators(info, irel, idx, i, indclass->values[i]);
 	}
-	appendStringInfoChar(&cols, ')');
-	idx->coltext = cols.data;
-
 	txg_index_predicate(idx, irel, dpcontext, &whole);
 	idx->usable = !whole;
 	for (i = 0; i < idx->nkeys; i++)
@@ -481,6 +502,40 @@ txg_get_relinfo(Relation rel)
 	entry->info = txg_build_relinfo(rel);
 	txg_unpin_search_path(nestlevel);
 	return entry->info;
+}
+
+/*
+ * Key element i of an index as pg_indexes spells it for the caller: a
+ * column's name, or the stored expression deparsed under the current
+ * search_path (so "norm_email(email)" when the function's schema is on the
+ * path, "public.norm_email(email)" when not).  For messages and for
+ * matching names of conflict_columns; call it with the caller's
+ * search_path in place, not the pinned one.
+ */
+char *
+txg_key_spelling(TxgRelInfo *info, TxgIndex *idx, int i)
+{
+	if (idx->rawexprs[i] == NULL)
+		return idx->matchtext[i];
+	return deparse_expression(idx->rawexprs[i],
+							  deparse_context_for(info->relname, info->relid),
+							  false, false);
+}
+
+/* the key of an index as "(a, norm_email(b))", for messages */
+char *
+txg_index_columns(TxgRelInfo *info, TxgIndex *idx)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '(');
+	for (i = 0; i < idx->nkeys; i++)
+		appendStringInfo(&buf, "%s%s", i > 0 ? ", " : "",
+						 txg_key_spelling(info, idx, i));
+	appendStringInfoChar(&buf, ')');
+	return buf.data;
 }
 
 /* attnum of a column by name, 0 if there is none */
