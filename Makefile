@@ -42,7 +42,8 @@ REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --encoding=UTF8 \
 	--temp-instance=$(CURDIR)/tmp_check_regress --load-extension=pg_txguard
 
 ISOLATION = registry_states timeout_locks \
-	upsert_race upsert_delete upsert_serializable upsert_lock_wait
+	upsert_race upsert_delete upsert_serializable upsert_lock_wait \
+	upsert_invalidation
 ISOLATION_OPTS = --temp-config=$(srcdir)/test/regress.conf --encoding=UTF8 \
 	--temp-instance=$(CURDIR)/tmp_check_iso --load-extension=pg_txguard
 

@@ -11,6 +11,15 @@
  * changes; the next call builds a new one and buries the old context
  * (freed when no call is in progress).
  *
+ * Reading a table's indexes takes locks, and taking a lock processes
+ * pending invalidations: one may arrive while a TxgRelInfo is being built,
+ * before there is an entry to mark stale.  As relcache.c does with its
+ * in_progress_list, each build in progress is on a stack that the
+ * invalidation marks (the table, or one of the indexes read so far); a
+ * marked build is thrown away and done again, so a unique index committed
+ * by another session while the helpers read the table's index list is
+ * never missed (specs/upsert_invalidation.spec).
+ *
  * Index expressions and predicates are deparsed here, with search_path
  * pinned (see txg_pin_search_path()): the texts go into statements that
  * run with the same path.
@@ -48,6 +57,17 @@ typedef struct TxgRelEntry
 
 static HTAB *txg_relinfos = NULL;
 
+/* a TxgRelInfo being built, innermost first */
+typedef struct TxgBuild
+{
+	Oid			relid;
+	List	   *indexoids;		/* the indexes it reads */
+	bool		invalidated;	/* one of them changed meanwhile */
+	struct TxgBuild *outer;
+} TxgBuild;
+
+static TxgBuild *txg_builds = NULL;
+
 void
 txg_relinfo_cache_init(void)
 {
@@ -67,6 +87,12 @@ txg_relinfo_invalidate(Oid relid)
 {
 	HASH_SEQ_STATUS status;
 	TxgRelEntry *rentry;
+	TxgBuild   *build;
+
+	for (build = txg_builds; build != NULL; build = build->outer)
+		if (relid == InvalidOid || build->relid == relid ||
+			list_member_oid(build->indexoids, relid))
+			build->invalidated = true;
 
 	hash_seq_init(&status, txg_relinfos);
 	while ((rentry = hash_seq_search(&status)) != NULL)
@@ -434,9 +460,8 @@ txg_choose_alias(TxgRelInfo *info)
 }
 
 static TxgRelInfo *
-txg_build_relinfo(Relation rel)
+txg_build_relinfo(Relation rel, MemoryContext cxt, TxgBuild *build)
 {
-	MemoryContext cxt;
 	MemoryContext old;
 	TxgRelInfo *info;
 	List	   *indexes;
@@ -444,13 +469,10 @@ txg_build_relinfo(Relation rel)
 	ListCell   *lc;
 	int			i;
 
-	cxt = AllocSetContextCreate(txg_cache_cxt, "txguard upsert relation",
-								ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(cxt);
 
 	info = palloc0(sizeof(TxgRelInfo));
 	info->relid = RelationGetRelid(rel);
-	/* valid from the start: an invalidation while we read must stick */
 	info->valid = true;
 	info->cxt = cxt;
 	info->relkind = rel->rd_rel->relkind;
@@ -465,6 +487,7 @@ txg_build_relinfo(Relation rel)
 
 	dpcontext = deparse_context_for(info->relname, info->relid);
 	indexes = RelationGetIndexList(rel);
+	build->indexoids = indexes;
 	info->indexes = palloc0(sizeof(TxgIndex) * Max(list_length(indexes), 1));
 	foreach(lc, indexes)
 	{
@@ -487,6 +510,7 @@ txg_get_relinfo(Relation rel)
 {
 	Oid			relid = RelationGetRelid(rel);
 	TxgRelEntry *entry;
+	TxgRelInfo *info;
 	bool		found;
 	int			nestlevel;
 
@@ -498,10 +522,44 @@ txg_get_relinfo(Relation rel)
 	if (entry->info != NULL)
 		txg_bury_cxt(entry->info->cxt);
 	entry->info = NULL;
+
 	nestlevel = txg_pin_search_path();
-	entry->info = txg_build_relinfo(rel);
+	for (;;)
+	{
+		TxgBuild	build;
+		MemoryContext cxt;
+
+		cxt = AllocSetContextCreate(txg_cache_cxt, "txguard upsert relation",
+									ALLOCSET_SMALL_SIZES);
+		build.relid = relid;
+		build.indexoids = NIL;
+		build.invalidated = false;
+		build.outer = txg_builds;
+		txg_builds = &build;
+		PG_TRY();
+		{
+			info = txg_build_relinfo(rel, cxt, &build);
+		}
+		PG_CATCH();
+		{
+			txg_builds = build.outer;
+			MemoryContextDelete(cxt);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		txg_builds = build.outer;
+		if (!build.invalidated)
+			break;
+		/* no one has seen it yet: free it now, and read again */
+		MemoryContextDelete(cxt);
+	}
 	txg_unpin_search_path(nestlevel);
-	return entry->info;
+
+	/* a nested call may have built one meanwhile */
+	if (entry->info != NULL)
+		txg_bury_cxt(entry->info->cxt);
+	entry->info = info;
+	return info;
 }
 
 /*
