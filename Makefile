@@ -37,7 +37,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 
 REGRESS = setup guc_prefix registry registry_privacy timeout stats \
-	upsert upsert_batch upsert_security upsert_lock
+	upsert upsert_batch upsert_security upsert_lock upsert_plan_cache
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --encoding=UTF8 \
 	--temp-instance=$(CURDIR)/tmp_check_regress --load-extension=pg_txguard
 

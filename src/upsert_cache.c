@@ -77,11 +77,19 @@ txg_call_enter(void)
 	txg_depth++;
 }
 
-/* a helper call ends, normally (success) or by an error */
+/*
+ * A helper call ends, normally (success) or by an error.  After the last
+ * one ends normally, nothing runs the buried plans any more: free them
+ * now, so that the plans alive stay within txguard.max_cached_plans
+ * between calls.  After an error, wait for the next call (the abort has
+ * yet to clean up what was running).
+ */
 void
 txg_call_leave(bool success)
 {
 	txg_depth--;
+	if (success)
+		txg_free_dead();
 }
 
 void

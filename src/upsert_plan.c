@@ -16,9 +16,12 @@
  * element (NULLS NOT DISTINCT) is looked up with IS NULL.
  *
  * Plans are prepared with SPI and kept per (table, arbiter, statement
- * kind, column set, NULL pattern of the key).  An invalidation marks a
- * plan stale; the next use prepares it again and buries the old one (see
- * upsert_cache.c).
+ * kind, column set, NULL pattern of the key), at most
+ * txguard.max_cached_plans of them: past that, the least recently used
+ * goes.  An invalidation marks a plan stale; the next use prepares it
+ * again.  A plan replaced or evicted may still be running (a trigger can
+ * call the helpers again), so it is buried, and freed when no call is in
+ * progress (see upsert_cache.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -27,6 +30,7 @@
 #include "access/xact.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "lib/ilist.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
@@ -44,9 +48,14 @@ typedef struct TxgPlanEntry
 	TxgPlanKey	key;			/* hash key */
 	SPIPlanPtr	plan;
 	bool		valid;
+	dlist_node	lru;			/* in txg_plan_lru */
 } TxgPlanEntry;
 
 static HTAB *txg_plans = NULL;
+
+/* the entries, most recently used first, and how many there are */
+static dlist_head txg_plan_lru = DLIST_STATIC_INIT(txg_plan_lru);
+static int	txg_nplans = 0;
 
 void
 txg_plan_cache_init(void)
@@ -229,6 +238,26 @@ txg_build_plan(TxgCall *call, TxgRow *row, TxgPlanKind kind)
  * ----------------------------------------------------------------
  */
 
+/* drop least recently used entries until at most max remain, keep aside */
+static void
+txg_plan_evict(int max, TxgPlanEntry *keep)
+{
+	while (txg_nplans > max && !dlist_is_empty(&txg_plan_lru))
+	{
+		TxgPlanEntry *victim = dlist_tail_element(TxgPlanEntry, lru,
+												  &txg_plan_lru);
+
+		if (victim == keep)
+			break;
+		dlist_delete(&victim->lru);
+		if (victim->plan != NULL)
+			txg_bury_plan(victim->plan);
+		if (hash_search(txg_plans, &victim->key, HASH_REMOVE, NULL) == NULL)
+			elog(ERROR, "txguard plan cache is corrupted");
+		txg_nplans--;
+	}
+}
+
 static SPIPlanPtr
 txg_get_plan(TxgCall *call, TxgRow *row, TxgPlanKind kind)
 {
@@ -239,10 +268,24 @@ txg_get_plan(TxgCall *call, TxgRow *row, TxgPlanKind kind)
 
 	txg_plan_key(&key, call, row, kind);
 	entry = hash_search(txg_plans, &key, HASH_ENTER, &found);
-	if (found && entry->valid && entry->plan != NULL)
-		return entry->plan;
-	if (!found)
+	if (found)
+	{
+		/* most recently used: to the head */
+		dlist_delete(&entry->lru);
+		dlist_push_head(&txg_plan_lru, &entry->lru);
+	}
+	else
+	{
 		entry->plan = NULL;
+		entry->valid = false;
+		dlist_push_head(&txg_plan_lru, &entry->lru);
+		txg_nplans++;
+	}
+	/* the limit may also have been lowered since the last call */
+	txg_plan_evict(txg_max_cached_plans, entry);
+
+	if (entry->valid && entry->plan != NULL)
+		return entry->plan;
 	if (entry->plan != NULL)
 		txg_bury_plan(entry->plan);
 	entry->plan = NULL;
