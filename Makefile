@@ -20,6 +20,13 @@ OBJS = \
 	src/stats.o \
 	src/sentinel.o \
 	src/upsert.o \
+	src/upsert_batch.o \
+	src/upsert_cache.o \
+	src/upsert_relinfo.o \
+	src/upsert_row.o \
+	src/upsert_key.o \
+	src/upsert_arbiter.o \
+	src/upsert_plan.o \
 	src/lock.o
 
 EXTENSION = pg_txguard
@@ -30,12 +37,13 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 
 REGRESS = setup guc_prefix registry registry_privacy timeout stats \
-	upsert upsert_batch upsert_security upsert_lock
+	upsert upsert_batch upsert_security upsert_lock upsert_plan_cache
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --encoding=UTF8 \
 	--temp-instance=$(CURDIR)/tmp_check_regress --load-extension=pg_txguard
 
 ISOLATION = registry_states timeout_locks \
-	upsert_race upsert_delete upsert_serializable upsert_lock_wait
+	upsert_race upsert_delete upsert_serializable upsert_lock_wait \
+	upsert_invalidation
 ISOLATION_OPTS = --temp-config=$(srcdir)/test/regress.conf --encoding=UTF8 \
 	--temp-instance=$(CURDIR)/tmp_check_iso --load-extension=pg_txguard
 
@@ -53,4 +61,4 @@ REGRESS += upsert_nulls_not_distinct
 endif
 
 # every object depends on the shared headers
-$(OBJS): src/pg_txguard.h src/compat.h src/srf.h
+$(OBJS): src/pg_txguard.h src/compat.h src/srf.h src/upsert.h

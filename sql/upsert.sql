@@ -270,3 +270,73 @@ SELECT * FROM txguard.upsert(NULL::kv, '{"key": "A", "w": 6}');
 ALTER TABLE kv ALTER COLUMN w TYPE text;
 SELECT * FROM txguard.upsert(NULL::kv, '{"key": "b", "w": "six"}');
 SELECT * FROM kv ORDER BY key;
+
+--
+-- int2vector and oidvector columns from JSON arrays: built as their own
+-- input function builds them (lower bound 0)
+--
+CREATE TABLE vectors (k int PRIMARY KEY, v int2vector, o oidvector);
+SELECT k, v, o, v = '7 8'::int2vector AS v_equal, o = '1 2 3'::oidvector AS o_equal,
+       v[0] AS v0, v[1] AS v1, o[2] AS o2
+  FROM txguard.insert_or_get(NULL::vectors, '{"k": 1, "v": [7, 8], "o": [1, 2, 3]}');
+SELECT k, v, o, v = ''::int2vector AS v_empty
+  FROM txguard.insert_or_get(NULL::vectors, '{"k": 2, "v": [], "o": []}');
+SELECT k, v FROM txguard.insert_or_get(NULL::vectors, '{"k": 3, "v": "4 5"}');
+SELECT * FROM txguard.insert_or_get(NULL::vectors, '{"k": 4, "v": [7, null]}');
+SELECT * FROM txguard.insert_or_get(NULL::vectors, '{"k": 4, "v": [7, "x"]}');
+SELECT * FROM txguard.insert_or_get(NULL::vectors, '{"k": 4, "o": [-1]}');
+SELECT k, v = '7 8'::int2vector AS found FROM vectors WHERE v = '7 8'::int2vector;
+
+--
+-- a partial index's predicate sees the default the INSERT will use, a
+-- domain's when the column has none
+--
+CREATE DOMAIN live_flag AS boolean DEFAULT true;
+CREATE TABLE members (id serial PRIMARY KEY, email text NOT NULL, live live_flag);
+CREATE UNIQUE INDEX members_email_live ON members (email) WHERE live;
+SELECT (r).email, (r).live, created
+  FROM txguard.insert_or_get_created(NULL::members, '{"email": "a@example.com"}');
+SELECT (r).email, (r).live, created
+  FROM txguard.insert_or_get_created(NULL::members, '{"email": "a@example.com"}');
+CREATE DOMAIN claim_status AS text DEFAULT 'active';
+CREATE TABLE claims (id serial PRIMARY KEY, k text NOT NULL, status claim_status);
+CREATE UNIQUE INDEX claims_k_unset ON claims (k) WHERE status IS NULL;
+SELECT (r).k, created FROM txguard.insert_or_get_created(NULL::claims, '{"k": "x"}');
+SELECT (r).k, created FROM txguard.insert_or_get_created(NULL::claims, '{"k": "x"}');
+SELECT (r).k, (r).status, created
+  FROM txguard.insert_or_get_created(NULL::claims, '{"k": "x", "status": null}');
+SELECT count(*) AS claims FROM claims;
+-- the column's own default wins over the domain's
+CREATE TABLE members2 (id serial PRIMARY KEY, email text NOT NULL, live live_flag DEFAULT false);
+CREATE UNIQUE INDEX members2_email_live ON members2 (email) WHERE live;
+SELECT * FROM txguard.insert_or_get(NULL::members2, '{"email": "a@example.com"}');
+
+--
+-- conflict_columns names an index expression as pg_indexes spells it, SQL
+-- functions and all
+--
+CREATE FUNCTION norm_email(text) RETURNS text LANGUAGE sql IMMUTABLE
+    AS $$ SELECT lower(trim($1)) $$;
+CREATE FUNCTION norm_name(text) RETURNS text LANGUAGE plpgsql IMMUTABLE
+    AS $$ BEGIN RETURN lower($1); END $$;
+CREATE TABLE subscribers (id serial PRIMARY KEY, email text NOT NULL, name text);
+CREATE UNIQUE INDEX subscribers_norm ON subscribers (norm_email(email));
+CREATE UNIQUE INDEX subscribers_email ON subscribers (email);
+CREATE UNIQUE INDEX subscribers_name ON subscribers (norm_name(name));
+SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'subscribers' ORDER BY indexname;
+SELECT (r).email, created FROM txguard.insert_or_get_created(NULL::subscribers,
+    '{"email": " Ann@Example.com"}', ARRAY['norm_email(email)']);
+SELECT (r).email, created FROM txguard.insert_or_get_created(NULL::subscribers,
+    '{"email": "ann@example.com "}', ARRAY['norm_email(email)']);
+SELECT (r).email, created FROM txguard.insert_or_get_created(NULL::subscribers,
+    '{"email": "ANN@example.com"}', ARRAY['public.norm_email(email)']);
+SELECT (r).email, (r).name, created FROM txguard.insert_or_get_created(NULL::subscribers,
+    '{"email": "bob@example.com", "name": "Bob"}', ARRAY['norm_name(name)']);
+SELECT (r).email, (r).name, created FROM txguard.insert_or_get_created(NULL::subscribers,
+    '{"email": "bob2@example.com", "name": "BOB"}', ARRAY['norm_name(name)']);
+-- messages spell the expressions as pg_indexes does
+SELECT * FROM txguard.insert_or_get(NULL::subscribers, '{"email": "c@example.com"}');
+SELECT * FROM txguard.insert_or_get(NULL::subscribers, '{"name": "c"}', ARRAY['norm_name(name)', 'email']);
+SELECT * FROM txguard.insert_or_get(NULL::subscribers, '{"email": "c@example.com"}', ARRAY['lower(TRIM(BOTH FROM email))']);
+SELECT * FROM txguard.insert_or_get(NULL::subscribers, '{"name": null}', ARRAY['norm_name(name)']);
+SELECT count(*) AS subscribers FROM subscribers;

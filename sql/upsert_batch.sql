@@ -87,3 +87,24 @@ SELECT * FROM txguard.upsert_many(NULL::stock,
       {"warehouse": 1, "item": "a", "qty": 3},
       {"warehouse": 2, "item": "a", "qty": 4}]');
 SELECT * FROM stock ORDER BY warehouse, item;
+
+-- a batch stores what the sequence of single calls would: the key keeps
+-- the spelling of its first element, and a later element sets only the
+-- columns its own call would update
+CREATE TABLE spelled (id serial PRIMARY KEY, sku text NOT NULL, name text, note text);
+CREATE UNIQUE INDEX spelled_sku ON spelled (lower(sku));
+SELECT sku, name FROM txguard.upsert_many(NULL::spelled,
+    '[{"sku": "x", "name": "first"}, {"sku": "X", "name": "second"}]');
+SELECT sku, name FROM txguard.upsert(NULL::spelled, '{"sku": "y", "name": "first"}');
+SELECT sku, name FROM txguard.upsert(NULL::spelled, '{"sku": "Y", "name": "second"}');
+SELECT sku, name FROM txguard.upsert_many(NULL::spelled,
+    '[{"sku": "Y", "name": "third"}, {"sku": "y", "name": "fourth"}]');
+SELECT sku, name, note FROM txguard.upsert_many(NULL::spelled,
+    '[{"sku": "z", "name": "first", "note": "a"}, {"sku": "Z", "name": "second", "note": "b"}]',
+    NULL, ARRAY['name']);
+SELECT sku, name, note FROM txguard.upsert_many(NULL::spelled,
+    '[{"sku": "w"}, {"sku": "W", "note": "b"}]');
+SELECT sku, name, note FROM spelled ORDER BY id;
+-- a later element without an update column fails as its own call would
+SELECT sku, name FROM txguard.upsert_many(NULL::spelled,
+    '[{"sku": "v", "name": "first"}, {"sku": "V", "note": "b"}]', NULL, ARRAY['name']);

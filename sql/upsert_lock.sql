@@ -41,3 +41,9 @@ SELECT txguard.lock_key('a') <> txguard.lock_key('A') AS case_sensitive;
 SELECT txguard.lock(NULL);
 SELECT txguard.lock('k', '-1 second');
 SELECT txguard.lock_key(NULL) IS NULL AS strict;
+-- the sign is checked before milliseconds are rounded
+SELECT txguard.lock('k', '-1 ms');
+SELECT txguard.lock('k', '-0.5 ms');
+SELECT txguard.lock('k', '-1 us');
+SELECT txguard.lock('k', '1 day -0.5 ms');
+SELECT txguard.lock('k', '0.5 ms');

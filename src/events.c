@@ -349,7 +349,6 @@ txguard_events(PG_FUNCTION_ARGS)
 {
 	TxgSrf		srf;
 	TxgEvent   *copy;
-	char	   *texts;
 	int			n = 0;
 	uint64		seq;
 	int			i;
@@ -361,24 +360,30 @@ txguard_events(PG_FUNCTION_ARGS)
 				 errmsg("pg_txguard must be loaded via \"shared_preload_libraries\"")));
 	txg_srf_begin(fcinfo, &srf);
 
-	/* copy the ring under the lock, build tuples after releasing it */
-	copy = MemoryContextAllocHuge(CurrentMemoryContext,
-								  sizeof(TxgEvent) * (Size) ring->size);
-	texts = MemoryContextAllocHuge(CurrentMemoryContext,
-								   (Size) ring->size * 2 * ring->text_size);
+	/*
+	 * Copy the events recorded under the lock, and build tuples after
+	 * releasing it.  The copy is sized for what the ring holds, not for its
+	 * capacity: a ring of a million entries with 1 MB texts that holds a
+	 * few events costs a few events to read.  (An allocation that fails
+	 * under the lock is an ordinary error: the abort releases the lock.)
+	 */
 	LWLockAcquire(ring->lock, LW_SHARED);
 	for (seq = ring->next_seq - 1; seq >= 1 && n < ring->size; seq--)
 	{
-		TxgEvent   *e = &ring->events[(seq - 1) % ring->size];
-
-		if (e->seq != seq)
+		if (ring->events[(seq - 1) % ring->size].seq != seq)
 			break;
-		copy[n] = *e;
-		copy[n].first = texts + (Size) n * 2 * ring->text_size;
-		copy[n].last = copy[n].first + ring->text_size;
-		memcpy(copy[n].first, e->first, e->first_len);
-		memcpy(copy[n].last, e->last, e->last_len);
 		n++;
+	}
+	copy = palloc(sizeof(TxgEvent) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		TxgEvent   *e = &ring->events[(ring->next_seq - 2 - i) % ring->size];
+
+		copy[i] = *e;
+		copy[i].first = palloc(Max(e->first_len, 1));
+		copy[i].last = palloc(Max(e->last_len, 1));
+		memcpy(copy[i].first, e->first, e->first_len);
+		memcpy(copy[i].last, e->last, e->last_len);
 	}
 	LWLockRelease(ring->lock);
 

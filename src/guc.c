@@ -33,6 +33,9 @@ int			txg_log_min_duration = -1;
 /* the sentinel ends sessions idle this long in a transaction that blocks */
 int			txg_idle_blocker_timeout = 0;
 
+/* prepared statements the race-free helpers keep per session */
+int			txg_max_cached_plans = 256;
+
 void
 txg_define_gucs(void)
 {
@@ -121,6 +124,19 @@ txg_define_gucs(void)
 							INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("txguard.max_cached_plans",
+							"Sets the number of prepared statements the race-free helpers keep in each session.",
+							"Past this number, the least recently used statement is dropped, and prepared again when next needed.",
+							&txg_max_cached_plans,
+							256,
+							1,
+							1000000,
+							PGC_USERSET,
+							0,
 							NULL,
 							NULL,
 							NULL);

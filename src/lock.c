@@ -54,19 +54,26 @@ txg_lock_hash(text *key)
  * An interval as milliseconds, for LockTimeout; -1 if negative.  Months
  * count 30 days, as everywhere in PostgreSQL; each term fits in int64 for
  * any field values, and so does their sum.
+ *
+ * The interval is ms * 1000 + rem microseconds, with |rem| < 1000 and rem
+ * of the sign of iv->time.  Its sign is decided before rounding: a
+ * fraction of a millisecond below zero ('-0.5 ms') is negative, not zero.
  */
 static int64
 txg_interval_ms(Interval *iv)
 {
 	int64		ms;
+	int64		rem = iv->time % 1000;
 
 	ms = (int64) iv->month * DAYS_PER_MONTH * (USECS_PER_DAY / 1000) +
 		(int64) iv->day * (USECS_PER_DAY / 1000) +
 		iv->time / 1000;
+	if (ms < 0 || (ms == 0 && rem < 0))
+		return -1;
 	/* round up: a timeout of one microsecond still waits a little */
-	if (iv->time % 1000 > 0)
+	if (rem > 0)
 		ms++;
-	return ms < 0 ? -1 : ms;
+	return ms;
 }
 
 Datum

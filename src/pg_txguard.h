@@ -101,6 +101,7 @@ extern int	txg_max_events;
 extern bool txg_log_abandoned;
 extern int	txg_log_min_duration;
 extern int	txg_idle_blocker_timeout;
+extern int	txg_max_cached_plans;
 extern void txg_define_gucs(void);
 
 /* shmem.c */
