@@ -48,6 +48,12 @@
 #if PG_VERSION_NUM >= 140000
 #include "utils/wait_event.h"
 #endif
+/* get_database_oid moved from commands/dbcommands.h to catalog/pg_database.h in 19 */
+#if PG_VERSION_NUM >= 190000
+#include "catalog/pg_database.h"
+#else
+#include "commands/dbcommands.h"
+#endif
 
 /* PG_MODULE_MAGIC_EXT (18) names the module and its version */
 #ifdef PG_MODULE_MAGIC_EXT

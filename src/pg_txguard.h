@@ -215,6 +215,7 @@ extern void txg_stats_shmem_init(void);
 extern void txg_stats_attach_backend(void);
 extern void txg_stats_detach_backend(void);
 extern void txg_stats_count(TxgOutcome outcome, int64 duration);
+extern void txg_stats_forget_database(Oid dbid);
 extern void txg_stats_recount(TxgOutcome from, TxgOutcome to);
 
 /* sentinel.c: the background worker that ends idle blockers */

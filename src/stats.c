@@ -19,8 +19,17 @@
  * that almost never changes).
  *
  * Like pg_stat_statements, the table is written to a file in pg_stat/ at
- * shutdown and read back (then removed) at start; after a crash no file
- * was written, so the counters start from zero.
+ * a clean shutdown and read back (then removed) at start.  As PostgreSQL
+ * does for its own statistics, counters start from zero after a crash or
+ * an immediate shutdown: the file is kept only when the control file says
+ * the server was shut down cleanly.  The file carries a CRC-32C and every
+ * value is checked before any is used: it is loaded whole or not at all.
+ *
+ * A database's row lives as long as the database: a backend that counted
+ * nothing makes none, DROP DATABASE removes it when it commits, and rows
+ * of databases that no longer exist (no directory, in base/ or in a
+ * tablespace) are reclaimed when the file is loaded and when the table is
+ * full.
  *
  *-------------------------------------------------------------------------
  */
@@ -28,11 +37,17 @@
 
 #include <unistd.h>
 
+#include <sys/stat.h>
+
+#include "catalog/pg_control.h"
 #include "catalog/pg_type.h"
+#include "common/controldata_utils.h"
+#include "common/relpath.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "port/atomics.h"
+#include "port/pg_crc32c.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
@@ -44,7 +59,10 @@
 #include "srf.h"
 
 #define STATS_FILE			PGSTAT_STAT_PERMANENT_DIRECTORY "/pg_txguard.stat"
-#define STATS_FILE_MAGIC	0x54584731	/* "TXG1" */
+#define STATS_FILE_MAGIC	0x54584732	/* "TXG2": with a CRC-32C */
+
+/* the longest duration a valid file can hold: a century */
+#define STATS_MAX_DURATION	((int64) 36525 * USECS_PER_DAY)
 
 /* databases the table can hold */
 #define STATS_MAX_DATABASES 1024
@@ -85,6 +103,7 @@ static TxgStats *stats = NULL;
 static TxgBackendCounts *MyCounts = NULL;
 
 static void stats_shmem_shutdown(int code, Datum arg);
+static void reclaim_dropped_databases(void);
 
 Size
 txg_stats_shmem_size(void)
@@ -103,6 +122,115 @@ counts_add(TxgCounts *to, const TxgCounts *from)
 	to->max_duration = Max(to->max_duration, from->max_duration);
 }
 
+static bool
+counts_are_zero(const TxgCounts *counts)
+{
+	int			i;
+
+	for (i = 0; i < TXG_OUTCOME_COUNT; i++)
+		if (counts->n[i] != 0)
+			return false;
+	return counts->max_duration == 0;
+}
+
+/*
+ * Does the database exist?  Asked where the catalogs cannot be read (in
+ * the postmaster, at backend exit): its directory does, in base/ or in
+ * one of the tablespaces.
+ */
+static bool
+database_directory_exists(Oid dbid)
+{
+	char		path[MAXPGPATH];
+	struct stat st;
+	DIR		   *dir;
+	struct dirent *de;
+	bool		found = false;
+
+	snprintf(path, sizeof(path), "base/%u", dbid);
+	if (stat(path, &st) == 0)
+		return true;
+	dir = AllocateDir("pg_tblspc");
+	while (!found && (de = ReadDirExtended(dir, "pg_tblspc", LOG)) != NULL)
+	{
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "pg_tblspc/%s/%s/%u", de->d_name,
+				 TABLESPACE_VERSION_DIRECTORY, dbid);
+		found = stat(path, &st) == 0;
+	}
+	FreeDir(dir);
+	return found;
+}
+
+/* remove the row at index i of "dbs" (of *ndbs) */
+static void
+remove_row(TxgDbCounts *dbs, int *ndbs, int i)
+{
+	dbs[i] = dbs[*ndbs - 1];
+	(*ndbs)--;
+}
+
+/*
+ * Drop the rows of databases that no longer exist from "dbs"; returns
+ * how many were dropped.
+ */
+static int
+drop_rows_of_dropped_databases(TxgDbCounts *dbs, int *ndbs)
+{
+	int			dropped = 0;
+	int			i = 0;
+
+	while (i < *ndbs)
+	{
+		if (database_directory_exists(dbs[i].dbid))
+			i++;
+		else
+		{
+			remove_row(dbs, ndbs, i);
+			dropped++;
+		}
+	}
+	return dropped;
+}
+
+/* the table is full: make room; lock held exclusive */
+static void
+reclaim_dropped_databases(void)
+{
+	int			ndbs = stats->ndbs;
+	int			dropped = drop_rows_of_dropped_databases(stats->dbs, &ndbs);
+
+	stats->ndbs = ndbs;
+	if (dropped > 0)
+		ereport(LOG,
+				(errmsg("pg_txguard: reclaimed the transaction counters of %d dropped databases",
+						dropped)));
+}
+
+/* DROP DATABASE committed: its row goes */
+void
+txg_stats_forget_database(Oid dbid)
+{
+	int			i;
+
+	if (stats == NULL || !OidIsValid(dbid))
+		return;
+	LWLockAcquire(stats->lock, LW_EXCLUSIVE);
+	for (i = 0; i < stats->ndbs; i++)
+	{
+		if (stats->dbs[i].dbid == dbid)
+		{
+			int			ndbs = stats->ndbs;
+
+			remove_row(stats->dbs, &ndbs, i);
+			stats->ndbs = ndbs;
+			break;
+		}
+	}
+	LWLockRelease(stats->lock);
+}
+
 /* the table entry of a database, created if need be; lock held exclusive */
 static TxgDbCounts *
 db_entry(Oid dbid, bool create)
@@ -114,6 +242,8 @@ db_entry(Oid dbid, bool create)
 			return &stats->dbs[i];
 	if (!create)
 		return NULL;
+	if (stats->ndbs >= STATS_MAX_DATABASES)
+		reclaim_dropped_databases();
 	if (stats->ndbs >= STATS_MAX_DATABASES)
 	{
 		if (!stats->full_warned)
@@ -129,13 +259,97 @@ db_entry(Oid dbid, bool create)
 	return &stats->dbs[i];
 }
 
+/*
+ * Did the server last stop with a clean shutdown?  The control file says
+ * so (a standby's clean shutdown included); after a crash or an immediate
+ * shutdown it still says the server was running.
+ */
+static bool
+last_shutdown_was_clean(void)
+{
+	bool		crc_ok;
+	ControlFileData *control = get_controlfile(DataDir, &crc_ok);
+	bool		clean;
+
+	clean = crc_ok && (control->state == DB_SHUTDOWNED ||
+					   control->state == DB_SHUTDOWNED_IN_RECOVERY);
+	pfree(control);
+	return clean;
+}
+
+/*
+ * Check the contents of the statistics file, "len" bytes at "buf".
+ * Returns NULL if they can be loaded, else why not.
+ */
+static const char *
+check_stats_file(const char *buf, Size len, TimestampTz *stats_reset,
+				 int32 *ndbs, TxgDbCounts **dbs)
+{
+	Size		header = sizeof(uint32) + sizeof(TimestampTz) + sizeof(int32);
+	uint32		magic;
+	pg_crc32c	crc;
+	pg_crc32c	stored;
+	TimestampTz now = GetCurrentTimestamp();
+	int			i;
+	int			j;
+
+	if (len < header + sizeof(pg_crc32c))
+		return "it is too short";
+	memcpy(&magic, buf, sizeof(magic));
+	if (magic != STATS_FILE_MAGIC)
+		return "it is not in this version's format";
+	memcpy(stats_reset, buf + sizeof(uint32), sizeof(TimestampTz));
+	memcpy(ndbs, buf + sizeof(uint32) + sizeof(TimestampTz), sizeof(int32));
+	if (*ndbs < 0 || *ndbs > STATS_MAX_DATABASES)
+		return "its number of databases is out of range";
+	if (len != header + *ndbs * sizeof(TxgDbCounts) + sizeof(pg_crc32c))
+		return "its size does not match its number of databases";
+
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, buf, len - sizeof(pg_crc32c));
+	FIN_CRC32C(crc);
+	memcpy(&stored, buf + len - sizeof(pg_crc32c), sizeof(pg_crc32c));
+	if (!EQ_CRC32C(crc, stored))
+		return "its checksum does not match its contents";
+
+	/* a checksum guards against damage, not against a wrong writer */
+	if (*stats_reset < 0 || *stats_reset > now)
+		return "its reset time is out of range";
+	*dbs = (TxgDbCounts *) (buf + header);
+	for (i = 0; i < *ndbs; i++)
+	{
+		TxgDbCounts *entry = &(*dbs)[i];
+
+		if (!OidIsValid(entry->dbid))
+			return "it holds a row with no database";
+		for (j = 0; j < i; j++)
+			if ((*dbs)[j].dbid == entry->dbid)
+				return "it holds two rows for one database";
+		for (j = 0; j < TXG_OUTCOME_COUNT; j++)
+			if (entry->counts.n[j] < 0)
+				return "it holds a negative counter";
+		if (entry->counts.max_duration < 0 ||
+			entry->counts.max_duration > STATS_MAX_DURATION)
+			return "it holds a longest duration out of range";
+	}
+	return NULL;
+}
+
+/*
+ * Load the counters written at the last clean shutdown, all or nothing,
+ * and remove the file.
+ */
 static void
 load_stats_file(void)
 {
 	FILE	   *file;
-	uint32		magic;
-	int32		ndbs;
-	int			i;
+	struct stat st;
+	char	   *buf = NULL;
+	const char *problem = NULL;
+	TimestampTz stats_reset = 0;
+	int32		ndbs = 0;
+	TxgDbCounts *dbs = NULL;
+	int			dropped;
 
 	file = AllocateFile(STATS_FILE, PG_BINARY_R);
 	if (file == NULL)
@@ -146,24 +360,53 @@ load_stats_file(void)
 					 errmsg("could not read file \"%s\": %m", STATS_FILE)));
 		return;
 	}
-	if (fread(&magic, sizeof(magic), 1, file) != 1 ||
-		magic != STATS_FILE_MAGIC ||
-		fread(&stats->stats_reset, sizeof(TimestampTz), 1, file) != 1 ||
-		fread(&ndbs, sizeof(ndbs), 1, file) != 1 ||
-		ndbs < 0 || ndbs > STATS_MAX_DATABASES)
-		goto bad;
-	for (i = 0; i < ndbs; i++)
-		if (fread(&stats->dbs[i], sizeof(TxgDbCounts), 1, file) != 1)
-			goto bad;
-	stats->ndbs = ndbs;
-	FreeFile(file);
-	unlink(STATS_FILE);
-	return;
 
-bad:
-	ereport(LOG,
-			(errmsg("ignoring invalid pg_txguard statistics file \"%s\"", STATS_FILE)));
-	stats->ndbs = 0;
+	if (!last_shutdown_was_clean())
+	{
+		ereport(LOG,
+				(errmsg("pg_txguard: transaction counters start from zero"),
+				 errdetail("The server did not shut down cleanly, so the file \"%s\" is not loaded, as PostgreSQL does for its own statistics.",
+						   STATS_FILE)));
+		goto done;
+	}
+	if (fstat(fileno(file), &st) != 0)
+	{
+		ereport(LOG,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", STATS_FILE)));
+		goto done;
+	}
+	if (st.st_size > (off_t) (64 + STATS_MAX_DATABASES * sizeof(TxgDbCounts)))
+		problem = "it is too long";
+	else
+	{
+		buf = palloc(st.st_size + 1);
+		if (fread(buf, 1, st.st_size, file) != (size_t) st.st_size)
+			problem = "it could not be read whole";
+		else
+			problem = check_stats_file(buf, st.st_size, &stats_reset, &ndbs, &dbs);
+	}
+	if (problem != NULL)
+	{
+		ereport(LOG,
+				(errmsg("pg_txguard: ignoring the statistics file \"%s\": %s",
+						STATS_FILE, problem),
+				 errdetail("Transaction counters start from zero.")));
+		goto done;
+	}
+
+	dropped = drop_rows_of_dropped_databases(dbs, &ndbs);
+	if (dropped > 0)
+		ereport(LOG,
+				(errmsg("pg_txguard: dropped the transaction counters of %d databases that no longer exist",
+						dropped)));
+	stats->stats_reset = stats_reset;
+	memcpy(stats->dbs, dbs, ndbs * sizeof(TxgDbCounts));
+	stats->ndbs = ndbs;
+
+done:
+	if (buf)
+		pfree(buf);
 	FreeFile(file);
 	unlink(STATS_FILE);
 }
@@ -196,6 +439,7 @@ stats_shmem_shutdown(int code, Datum arg)
 	FILE	   *file;
 	uint32		magic = STATS_FILE_MAGIC;
 	int32		ndbs;
+	pg_crc32c	crc;
 
 	/* after a crash, or without shared memory, write nothing */
 	if (code != 0 || stats == NULL)
@@ -205,10 +449,18 @@ stats_shmem_shutdown(int code, Datum arg)
 	if (file == NULL)
 		goto error;
 	ndbs = stats->ndbs;
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, &magic, sizeof(magic));
+	COMP_CRC32C(crc, &stats->stats_reset, sizeof(TimestampTz));
+	COMP_CRC32C(crc, &ndbs, sizeof(ndbs));
+	if (ndbs > 0)
+		COMP_CRC32C(crc, stats->dbs, ndbs * sizeof(TxgDbCounts));
+	FIN_CRC32C(crc);
 	if (fwrite(&magic, sizeof(magic), 1, file) != 1 ||
 		fwrite(&stats->stats_reset, sizeof(TimestampTz), 1, file) != 1 ||
 		fwrite(&ndbs, sizeof(ndbs), 1, file) != 1 ||
-		(ndbs > 0 && fwrite(stats->dbs, sizeof(TxgDbCounts), ndbs, file) != (size_t) ndbs))
+		(ndbs > 0 && fwrite(stats->dbs, sizeof(TxgDbCounts), ndbs, file) != (size_t) ndbs) ||
+		fwrite(&crc, sizeof(crc), 1, file) != 1)
 		goto error;
 	if (FreeFile(file))
 	{
@@ -306,7 +558,8 @@ txg_stats_detach_backend(void)
 	if (c == NULL)
 		return;
 	LWLockAcquire(stats->lock, LW_EXCLUSIVE);
-	if (c->generation == pg_atomic_read_u64(&stats->generation))
+	if (c->generation == pg_atomic_read_u64(&stats->generation) &&
+		!counts_are_zero(&c->counts))
 	{
 		TxgDbCounts *entry = db_entry(c->dbid, true);
 

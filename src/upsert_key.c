@@ -17,6 +17,7 @@
 
 #include "executor/executor.h"
 #include "utils/datum.h"
+#include "utils/rel.h"
 
 /*
  * Load the proposed row into the call's slot, with the default of each

@@ -1,0 +1,200 @@
+# 009_stats_storage.pl: where txguard.stats lives between restarts
+#
+# Rows of dropped databases are reclaimed (at DROP DATABASE, and when the
+# file is loaded), a backend that counted nothing makes no row, the file
+# is loaded whole or not at all (its checksum and every value checked),
+# and an immediate shutdown, like a crash, starts the counters from zero.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use File::Copy;
+use FindBin;
+use lib $FindBin::RealBin;
+use TxgWire;
+
+my $node = PostgreSQL::Test::Cluster->new('storage');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'pg_txguard'
+autovacuum = off
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION pg_txguard');
+$node->safe_psql('postgres', "CREATE DATABASE $_") foreach qw(d1 d2 d3 d4);
+
+my $file = $node->data_dir . '/pg_stat/pg_txguard.stat';
+
+# rows of _stats() (by database oid, so that dropped databases show too)
+sub rows
+{
+	return $node->safe_psql('postgres', q{
+		SELECT coalesce(d.datname, 'oid ' || s.dbid) || ' ' || s.committed || ' ' || s.failed
+		  FROM txguard._stats() s LEFT JOIN pg_database d ON d.oid = s.dbid
+		 WHERE coalesce(d.datname, '') NOT IN ('postgres', 'template1')
+		 ORDER BY 1});
+}
+
+sub work
+{
+	my ($db, $n) = @_;
+	$node->safe_psql($db, join(' ', ('SELECT 1;') x $n));
+}
+
+sub stats_reset
+{
+	return $node->safe_psql('postgres', 'SELECT max(stats_reset) FROM txguard._stats()');
+}
+
+sub oid_of
+{
+	return $node->safe_psql('postgres', "SELECT oid FROM pg_database WHERE datname = '$_[0]'");
+}
+
+# --- a backend that counted nothing makes no row ---
+{
+	work('d1', 3);
+	work('d2', 2);
+	my $c = TxgWire->connect($node, dbname => 'd3', application_name => 'silent');
+	$c->terminate;
+	$node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE datname = 'd3'");
+	is(rows(), "d1 3 0\nd2 2 0", 'rows for the databases that counted, none for a silent session');
+}
+
+# --- DROP DATABASE takes its row with it ---
+{
+	my $oid = oid_of('d2');
+	$node->safe_psql('postgres', 'DROP DATABASE d2');
+	is($node->safe_psql('postgres', "SELECT count(*) FROM txguard._stats() WHERE dbid = $oid"), '0',
+		'the row of a dropped database is gone');
+	my ($ret) = $node->psql('postgres', 'BEGIN; DROP DATABASE d1; COMMIT');
+	is(rows(), 'd1 3 0', 'a DROP DATABASE that fails keeps the row');
+}
+
+# --- a clean restart keeps the rows and stats_reset ---
+my $reset_before = stats_reset();
+$node->restart;
+is(rows(), 'd1 3 0', 'the counters survive a clean restart');
+is(stats_reset(), $reset_before, 'stats_reset survives a clean restart');
+
+# --- rows of databases dropped while the library was not loaded ---
+{
+	work('d4', 4);
+	is(rows(), "d1 3 0\nd4 4 0", 'd4 counted');
+	$node->stop;
+	ok(-f $file, 'the file is written at a clean shutdown');
+	$node->append_conf('postgresql.conf', "shared_preload_libraries = ''");
+	$node->start;
+	$node->safe_psql('postgres', 'DROP DATABASE d4');
+	$node->stop;
+	ok(-f $file, 'the file is left alone while the library is not loaded');
+	$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_txguard'");
+	my $offset = -s $node->logfile;
+	$node->start;
+	is(rows(), 'd1 3 0', 'the row of the database dropped meanwhile is reclaimed at load');
+	like(slurp_file($node->logfile, $offset),
+		qr/dropped the transaction counters of 1 databases that no longer exist/,
+		'the reclaim is logged');
+}
+
+# --- damaged files: loaded whole or not at all ---
+
+# CRC-32C (Castagnoli), as PostgreSQL's INIT/COMP/FIN_CRC32C
+my @crc_table;
+foreach my $i (0 .. 255)
+{
+	my $c = $i;
+	$c = ($c & 1) ? (($c >> 1) ^ 0x82F63B78) : ($c >> 1) foreach 1 .. 8;
+	push @crc_table, $c;
+}
+
+sub crc32c
+{
+	my $crc = 0xFFFFFFFF;
+	$crc = $crc_table[ ($crc ^ $_) & 0xFF ] ^ ($crc >> 8) foreach unpack('C*', $_[0]);
+	return $crc ^ 0xFFFFFFFF;
+}
+
+# layout: magic u32, stats_reset i64, ndbs i32, rows of 72 bytes (dbid,
+# pad, 7 counters, max_duration), crc u32; the damage is done to the first row
+$node->stop;
+my $good = slurp_file($file);
+is(length($good), 16 + 2 * 72 + 4, 'the file holds two rows (d1, and postgres where the checks run)');
+is(unpack('V', substr($good, -4)), crc32c(substr($good, 0, -4)), 'its checksum is CRC-32C');
+my $reset_in_file = unpack('q<', substr($good, 4, 8));
+
+sub with_crc
+{
+	my ($body) = @_;
+	return $body . pack('V', crc32c($body));
+}
+
+sub body { return substr($good, 0, -4); }
+
+my $row = substr(body(), 16, 72);
+my %damaged = (
+	'a flipped byte' => [ substr(body(), 0, 30) . chr(ord(substr(body(), 30, 1)) ^ 1) . substr($good, 31),
+		qr/its checksum does not match its contents/ ],
+	'truncated' => [ substr($good, 0, 50), qr/its size does not match its number of databases/ ],
+	'an infinite longest duration' => [
+		with_crc(substr(body(), 0, 16 + 64) . pack('q<', 9223372036854775807) . substr(body(), 16 + 72)),
+		qr/it holds a longest duration out of range/ ],
+	'two rows for one database' => [
+		with_crc(substr(body(), 0, 12) . pack('l<', 2) . $row . $row),
+		qr/it holds two rows for one database/ ],
+	'a negative counter' => [
+		with_crc(substr(body(), 0, 16 + 8) . pack('q<', -5) . substr(body(), 16 + 16)),
+		qr/it holds a negative counter/ ],
+	'a reset time in the year 148138' => [
+		with_crc(substr(body(), 0, 4) . pack('q<', 4611686018427387000) . substr(body(), 12)),
+		qr/its reset time is out of range/ ],
+	'an older format' => [ pack('V', 0x54584731) . substr($good, 4), qr/it is not in this version's format/ ],
+);
+foreach my $what (sort keys %damaged)
+{
+	my ($contents, $reason) = @{ $damaged{$what} };
+	open(my $fh, '>:raw', $file) or die "could not write $file: $!";
+	print $fh $contents;
+	close $fh;
+	my $offset = -s $node->logfile;
+	$node->start;
+	like(slurp_file($node->logfile, $offset),
+		qr/ignoring the statistics file "pg_stat\/pg_txguard.stat": $reason/,
+		"$what: rejected, and the log says why");
+	is(rows(), '', "$what: no counter loaded");
+	work('d1', 1);
+	is(rows(), 'd1 1 0', "$what: counting starts from zero");
+	is($node->safe_psql('postgres', "SELECT '" . stats_reset() . "'::timestamptz > '$reset_before'"),
+		't', "$what: stats_reset not loaded either");
+	$node->stop;
+}
+
+# the good file still loads
+{
+	open(my $fh, '>:raw', $file) or die;
+	print $fh $good;
+	close $fh;
+	$node->start;
+	is(rows(), 'd1 3 0', 'the undamaged file loads');
+	is(stats_reset(), $reset_before, 'with its stats_reset');
+}
+
+# --- an immediate shutdown starts the counters from zero, as a crash does ---
+{
+	work('d1', 2);
+	is(rows(), 'd1 5 0', 'd1 counted 2 more');
+	$node->stop('immediate');
+	my $offset = -s $node->logfile;
+	$node->start;
+	like(slurp_file($node->logfile, $offset),
+		qr/transaction counters start from zero\n.*DETAIL:  The server did not shut down cleanly/,
+		'after an immediate shutdown the file is not loaded, and the log says so');
+	is(rows(), '', 'the counters start from zero');
+	ok(!-f $file, 'the file is removed');
+}
+
+$node->stop;
+done_testing();
