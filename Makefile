@@ -19,6 +19,7 @@ OBJS = \
 	src/timeout.o \
 	src/stats.o \
 	src/sentinel.o \
+	src/observe.o \
 	src/upsert.o \
 	src/upsert_batch.o \
 	src/upsert_cache.o \

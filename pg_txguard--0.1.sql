@@ -116,7 +116,8 @@ CREATE FUNCTION txguard._stats(
     OUT terminated int8,
     OUT blocker_terminated int8,
     OUT max_duration interval,
-    OUT stats_reset timestamptz)
+    OUT stats_reset timestamptz,
+    OUT observed int8)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'txguard_stats'
 LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
@@ -133,6 +134,7 @@ SELECT d.datname,
        s.timed_out,
        s.terminated,
        s.blocker_terminated,
+       s.observed,
        s.max_duration,
        s.stats_reset
   FROM txguard._stats() s

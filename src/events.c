@@ -71,6 +71,7 @@ static const char *const kind_names[] = {
 	[TXG_EVENT_TIMEOUT_TERMINATE] = "timeout_terminate",
 	[TXG_EVENT_ABANDONED] = "abandoned",
 	[TXG_EVENT_IDLE_BLOCKER_TERMINATE] = "idle_blocker_terminate",
+	[TXG_EVENT_TIMEOUT_OBSERVED] = "timeout_observed",
 };
 
 static const char *const action_names[] = {
@@ -78,6 +79,7 @@ static const char *const action_names[] = {
 	[TXG_EVENT_TIMEOUT_TERMINATE] = "terminate",
 	[TXG_EVENT_ABANDONED] = NULL,
 	[TXG_EVENT_IDLE_BLOCKER_TERMINATE] = "terminate",
+	[TXG_EVENT_TIMEOUT_OBSERVED] = NULL,
 };
 
 Size
@@ -122,8 +124,8 @@ txg_events_shmem_init(void)
 }
 
 /* the client's address as text, "" for a Unix socket or no client */
-static void
-client_address(char *buf, size_t size)
+void
+txg_client_address(char *buf, size_t size)
 {
 	buf[0] = '\0';
 	if (MyProcPort == NULL)
@@ -214,17 +216,15 @@ format_duration(TimestampTz from, TimestampTz to)
  * transaction, with its duration up to "end".
  */
 static void
-append_session_and_xact(StringInfo buf, const TxgXactInfo *xact,
-						const char *addr, TimestampTz end)
+append_session_and_xact(StringInfo buf, const TxgSessionId *who,
+						const TxgXactInfo *xact, TimestampTz end)
 {
-	const char *dbname = MyProcPort ? MyProcPort->database_name : NULL;
-	const char *username = MyProcPort ? MyProcPort->user_name : NULL;
-
-	appendStringInfo(buf, " pid=%d", MyProcPid);
-	append_field(buf, "user", username, -1);
-	append_field(buf, "database", dbname, -1);
-	append_field(buf, "application_name", application_name, -1);
-	append_field(buf, "client_addr", addr[0] ? addr : "local", -1);
+	appendStringInfo(buf, " pid=%d", who->pid);
+	append_field(buf, "user", who->username, -1);
+	append_field(buf, "database", who->dbname, -1);
+	append_field(buf, "application_name", who->appname, -1);
+	append_field(buf, "client_addr",
+				 who->client_addr[0] ? who->client_addr : "local", -1);
 	append_field(buf, "xact_start",
 				 xact->xact_start ? timestamptz_to_str(xact->xact_start) : NULL, -1);
 	append_field(buf, "duration", format_duration(xact->xact_start, end), -1);
@@ -252,21 +252,37 @@ emit_line(StringInfo buf)
  * Log the end of this backend's transaction ("event" long_transaction),
  * with its outcome.
  */
+/* this backend as the log lines and events name it */
+static void
+this_session(TxgSessionId *who, char *addr, size_t addr_size)
+{
+	txg_client_address(addr, addr_size);
+	who->pid = MyProcPid;
+	who->dbid = MyDatabaseId;
+	/* the role that logged in, as in pg_stat_activity: not a role switched to */
+	who->userid = GetAuthenticatedUserId();
+	who->dbname = MyProcPort ? MyProcPort->database_name : NULL;
+	who->username = MyProcPort ? MyProcPort->user_name : NULL;
+	who->appname = application_name ? application_name : "";
+	who->client_addr = addr;
+}
+
 void
 txg_log_transaction(const char *event, const char *outcome, TimestampTz end)
 {
 	TxgXactInfo xact;
+	TxgSessionId who;
 	char		addr[NI_MAXHOST];
 	StringInfoData buf;
 
 	if (!txg_registry_self(&xact))
 		return;
-	client_address(addr, sizeof(addr));
+	this_session(&who, addr, sizeof(addr));
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "pg_txguard:");
 	append_field(&buf, "event", event, -1);
 	append_field(&buf, "outcome", outcome, -1);
-	append_session_and_xact(&buf, &xact, addr, end);
+	append_session_and_xact(&buf, &who, &xact, end);
 	append_statements(&buf, &xact);
 	emit_line(&buf);
 }
@@ -280,20 +296,32 @@ void
 txg_event_report(TxgEventData *event)
 {
 	TxgXactInfo xact;
+	TxgSessionId who;
 	char		addr[NI_MAXHOST];
+
+	txg_registry_self(&xact);
+	this_session(&who, addr, sizeof(addr));
+	txg_event_report_for(event, &who, &xact);
+}
+
+/*
+ * Record an event about the transaction "xact" of the session "who",
+ * which may be another backend's (the sentinel reports for others).
+ */
+void
+txg_event_report_for(TxgEventData *event, const TxgSessionId *who,
+					 const TxgXactInfo *xact)
+{
 	StringInfoData buf;
 	TxgEvent   *e;
 	int			nblocking = Min(event->nblocking, TXG_EVENT_MAX_BLOCKING);
-
-	txg_registry_self(&xact);
-	client_address(addr, sizeof(addr));
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "pg_txguard:");
 	append_field(&buf, "event", kind_names[event->kind], -1);
 	if (action_names[event->kind] != NULL)
 		append_field(&buf, "action", action_names[event->kind], -1);
-	append_session_and_xact(&buf, &xact, addr, event->event_time);
+	append_session_and_xact(&buf, who, xact, event->event_time);
 	if (event->limit_ms > 0)
 	{
 		char	   *limit = psprintf("%d ms", event->limit_ms);
@@ -301,7 +329,7 @@ txg_event_report(TxgEventData *event)
 		append_field(&buf, "limit", limit, -1);
 		append_field(&buf, "limit_setting", event->limit_name, -1);
 	}
-	append_statements(&buf, &xact);
+	append_statements(&buf, xact);
 	append_blocking(&buf, event);
 	if (event->no_log)
 		pfree(buf.data);
@@ -316,23 +344,21 @@ txg_event_report(TxgEventData *event)
 	e->seq = ring->next_seq++;
 	e->kind = event->kind;
 	e->event_time = event->event_time;
-	e->pid = MyProcPid;
-	e->dbid = MyDatabaseId;
-	/* the role that logged in, as in pg_stat_activity: not a role switched to */
-	e->userid = GetAuthenticatedUserId();
-	snprintf(e->appname, sizeof(e->appname), "%s",
-			 application_name ? application_name : "");
-	snprintf(e->client_addr, sizeof(e->client_addr), "%s", addr);
-	e->xact_start = xact.xact_start;
-	e->statements = xact.statements;
+	e->pid = who->pid;
+	e->dbid = who->dbid;
+	e->userid = who->userid;
+	snprintf(e->appname, sizeof(e->appname), "%s", who->appname);
+	snprintf(e->client_addr, sizeof(e->client_addr), "%s", who->client_addr);
+	e->xact_start = xact->xact_start;
+	e->statements = xact->statements;
 	e->nblocking = nblocking;
 	memcpy(e->blocking, event->blocking, sizeof(int) * nblocking);
-	e->first_len = Min(xact.first_len, ring->text_size);
-	e->last_len = Min(xact.last_len, ring->text_size);
+	e->first_len = Min(xact->first_len, ring->text_size);
+	e->last_len = Min(xact->last_len, ring->text_size);
 	if (e->first_len > 0)
-		memcpy(e->first, xact.first, e->first_len);
+		memcpy(e->first, xact->first, e->first_len);
 	if (e->last_len > 0)
-		memcpy(e->last, xact.last, e->last_len);
+		memcpy(e->last, xact->last, e->last_len);
 	LWLockRelease(ring->lock);
 }
 

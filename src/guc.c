@@ -21,6 +21,9 @@ int			txg_track_statement_size = 1024;
 int			txg_transaction_timeout = 0;
 int			txg_max_transaction_timeout = 0;
 
+/* a limit that is only reported (ms, 0 = off) */
+int			txg_observe_timeout = 0;
+
 /* entries of the txguard.events ring */
 int			txg_max_events = 1000;
 
@@ -35,6 +38,31 @@ int			txg_idle_blocker_timeout = 0;
 
 /* prepared statements the race-free helpers keep per session */
 int			txg_max_cached_plans = 256;
+
+/*
+ * The shortest duration at which a transaction's end needs a look: see
+ * txg_end_threshold.
+ */
+int64		txg_end_threshold = PG_INT64_MAX;
+
+void
+txg_update_end_threshold(void)
+{
+	int64		threshold = PG_INT64_MAX;
+
+	if (txg_log_min_duration >= 0)
+		threshold = (int64) txg_log_min_duration * 1000;
+	if (txg_observe_limit > 0)
+		threshold = Min(threshold, (int64) txg_observe_limit * 1000);
+	txg_end_threshold = threshold;
+}
+
+static void
+assign_log_min_duration(int newval, void *extra)
+{
+	txg_log_min_duration = newval;
+	txg_update_end_threshold();
+}
 
 void
 txg_define_gucs(void)
@@ -78,6 +106,19 @@ txg_define_gucs(void)
 							txg_assign_max_transaction_timeout,
 							NULL);
 
+	DefineCustomIntVariable("txguard.observe_timeout",
+							"Reports transactions that stay open longer than this, and does nothing else.",
+							"At the deadline a LOG line, a txguard.events row and a count in txguard.stats record the transaction, once; it goes on. Zero turns this off.",
+							&txg_observe_timeout,
+							0,
+							0,
+							INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL,
+							txg_assign_observe_timeout,
+							NULL);
+
 	DefineCustomIntVariable("txguard.max_events",
 							"Sets the number of recent events kept in txguard.events.",
 							NULL,
@@ -112,7 +153,7 @@ txg_define_gucs(void)
 							PGC_SUSET,
 							GUC_UNIT_MS,
 							NULL,
-							NULL,
+							assign_log_min_duration,
 							NULL);
 
 	DefineCustomIntVariable("txguard.idle_blocker_timeout",

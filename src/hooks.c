@@ -378,19 +378,12 @@ process_client_utility(TxgStmtKind kind, TXG_PROCESS_UTILITY_ARGS)
 		txg_session_call(false);
 }
 
-/* a DROP DATABASE ran: its counters go when it commits */
-static Oid	dropped_database = InvalidOid;
-
 static void
 txg_ProcessUtility(TXG_PROCESS_UTILITY_ARGS)
 {
 	TxgStmtKind kind = TXG_STMT_OTHER;
 	bool		client = false;
 	bool		rolled_back = false;
-
-	if (unlikely(IsA(pstmt->utilityStmt, DropdbStmt)))
-		dropped_database =
-			get_database_oid(((DropdbStmt *) pstmt->utilityStmt)->dbname, true);
 
 	if (track_this_backend())
 	{
@@ -423,7 +416,21 @@ txg_ProcessUtility(TXG_PROCESS_UTILITY_ARGS)
 	}
 
 	if (client)
+	{
+		Oid			dropped = InvalidOid;
+
+		/*
+		 * DROP DATABASE: its counters go with it.  Its files are gone once
+		 * the statement returns (which is why it cannot run in a
+		 * transaction block), whatever happens to the transaction around.
+		 */
+		if (unlikely(IsA(pstmt->utilityStmt, DropdbStmt)))
+			dropped = get_database_oid(((DropdbStmt *) pstmt->utilityStmt)->dbname,
+									   true);
 		process_client_utility(kind, TXG_PROCESS_UTILITY_PASS);
+		if (unlikely(OidIsValid(dropped)))
+			txg_stats_forget_database(dropped);
+	}
 	else
 	{
 		call_process_utility(TXG_PROCESS_UTILITY_PASS);
@@ -475,18 +482,12 @@ xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_COMMIT:
 			txg_session_commit();
-			if (unlikely(OidIsValid(dropped_database)))
-			{
-				txg_stats_forget_database(dropped_database);
-				dropped_database = InvalidOid;
-			}
 			break;
 		case XACT_EVENT_PREPARE:
 			txg_session_prepare();
 			break;
 		case XACT_EVENT_ABORT:
 			txg_session_abort();
-			dropped_database = InvalidOid;
 			break;
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:

@@ -101,6 +101,7 @@ extern int	txg_max_events;
 extern bool txg_log_abandoned;
 extern int	txg_log_min_duration;
 extern int	txg_idle_blocker_timeout;
+extern int	txg_observe_timeout;
 extern int	txg_max_cached_plans;
 extern void txg_define_gucs(void);
 
@@ -138,6 +139,8 @@ extern void txg_registry_parse(const char *text, int len);
 extern void txg_registry_statement(const char *text, int len, bool counted);
 extern void txg_registry_set_state(TxgState state, bool live);
 extern void txg_registry_set_deadline(TimestampTz deadline);
+extern void txg_registry_set_observe_limit(int limit_ms);
+extern uint64 txg_registry_xact_seq(void);
 extern void txg_registry_busy(void);
 /* who waits for whose locks, read once and asked about several sessions */
 typedef struct TxgLockWaiters TxgLockWaiters;
@@ -167,6 +170,19 @@ typedef struct TxgIdleSession
 } TxgIdleSession;
 
 extern TxgIdleSession *txg_registry_idle_since(TimestampTz threshold, int *n);
+
+/* a live transaction past its observe-only deadline, for the sentinel */
+typedef struct TxgObserveDue
+{
+	int			procno;
+	int			pid;
+	TimestampTz xact_start;
+	int			limit_ms;
+	uint64		xact_seq;
+} TxgObserveDue;
+
+extern TxgObserveDue *txg_registry_observe_due(TimestampTz now, int *n,
+											   TimestampTz *next);
 extern bool txg_registry_still_idle(int procno, int pid, TimestampTz since);
 
 /* events.c: ring buffer of recent events, and the log line of each */
@@ -175,7 +191,8 @@ typedef enum TxgEventKind
 	TXG_EVENT_TIMEOUT_CANCEL,
 	TXG_EVENT_TIMEOUT_TERMINATE,
 	TXG_EVENT_ABANDONED,
-	TXG_EVENT_IDLE_BLOCKER_TERMINATE
+	TXG_EVENT_IDLE_BLOCKER_TERMINATE,
+	TXG_EVENT_TIMEOUT_OBSERVED
 } TxgEventKind;
 
 #define TXG_EVENT_MAX_BLOCKING 32
@@ -193,7 +210,24 @@ typedef struct TxgEventData
 
 extern Size txg_events_shmem_size(void);
 extern void txg_events_shmem_init(void);
+/* the session an event is about, as its log line and event name it */
+typedef struct TxgSessionId
+{
+	int			pid;
+	Oid			dbid;
+	Oid			userid;			/* the role that logged in */
+	const char *dbname;
+	const char *username;
+	const char *appname;
+	const char *client_addr;	/* "" for a Unix socket */
+} TxgSessionId;
+
 extern void txg_event_report(TxgEventData *event);
+extern void txg_event_report_for(TxgEventData *event, const TxgSessionId *who,
+								 const TxgXactInfo *xact);
+extern void txg_client_address(char *buf, size_t size);
+extern bool txg_registry_describe(int procno, int pid, uint64 seq,
+								  TxgSessionId *who, TxgXactInfo *xact);
 extern void txg_log_transaction(const char *event, const char *outcome,
 								TimestampTz end);
 
@@ -216,6 +250,7 @@ extern void txg_stats_attach_backend(void);
 extern void txg_stats_detach_backend(void);
 extern void txg_stats_count(TxgOutcome outcome, int64 duration);
 extern void txg_stats_forget_database(Oid dbid);
+extern void txg_stats_count_observed(Oid dbid);
 extern void txg_stats_recount(TxgOutcome from, TxgOutcome to);
 
 /* sentinel.c: the background worker that ends idle blockers */
@@ -225,6 +260,25 @@ extern void txg_sentinel_shmem_init(void);
 extern bool txg_sentinel_requested(TxgEventData *event);
 extern void txg_sentinel_attach_backend(void);
 extern bool txg_sentinel_shape_fatal(ErrorData *edata);
+
+/* observe.c: txguard.observe_timeout, a limit that is only reported */
+extern PGDLLIMPORT int txg_observe_limit;
+extern Size txg_observe_shmem_size(void);
+extern void txg_observe_shmem_init(void);
+extern void txg_assign_observe_timeout(int newval, void *extra);
+extern void txg_observe_reached(TimestampTz start, TimestampTz end);
+extern void txg_observe_round(void);
+extern void txg_observe_sentinel_started(void);
+extern long txg_observe_wait(void);
+
+/*
+ * The shortest duration at which the end of a transaction needs a look
+ * (txguard.log_min_duration, txguard.observe_timeout), in microseconds;
+ * PG_INT64_MAX when neither is set.  Kept by their assign hooks, so that
+ * the end of a transaction costs one comparison.
+ */
+extern PGDLLIMPORT int64 txg_end_threshold;
+extern void txg_update_end_threshold(void);
 
 /* timeout.c: the server-side transaction timeout */
 extern volatile sig_atomic_t txg_deadline_passed;

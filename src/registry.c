@@ -31,6 +31,7 @@
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "libpq/libpq-be.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -59,12 +60,21 @@ typedef struct TxgSlot
 	TimestampTz xact_start;
 	TimestampTz state_since;
 	TimestampTz deadline;		/* 0 when no timeout applies */
+	int			observe_limit;	/* txguard.observe_timeout (ms), or 0 */
+	uint64		xact_seq;		/* the backend's transactions, numbered while
+								 * observe_limit is set */
 	int64		statements;
 	int			first_len;		/* may be set before the first statement
 								 * runs: the one a Parse analysed */
 	int			last_len;
 	char	   *first;			/* track_statement_size bytes each */
 	char	   *last;
+	/* who the session is, for reports made by others (the sentinel) */
+	char		dbname[NAMEDATALEN];
+	char		username[NAMEDATALEN];
+	char		appname[NAMEDATALEN];	/* as of the transaction's start,
+										 * when observe_limit is set */
+	char		client_addr[64];
 } TxgSlot;
 
 typedef struct TxgRegistry
@@ -78,6 +88,24 @@ static TxgRegistry *registry = NULL;
 
 /* this backend's slot, once attached */
 static TxgSlot *MySlot = NULL;
+
+/* this backend's transactions, numbered while it has an observe limit */
+static uint64 xact_seq = 0;
+
+/*
+ * The next number: unique across the backends that take the same slot in
+ * turn (the number of the last transaction reported for a slot outlives
+ * its backend: see observe.c), so the backend's pid is part of it.
+ */
+static inline uint64
+next_xact_seq(void)
+{
+	xact_seq = ((uint64) (uint32) MyProcPid << 32) | ((xact_seq + 1) & 0xFFFFFFFF);
+	return xact_seq;
+}
+
+/* the application_name value the slot's copy was taken from */
+static const char *appname_copied = NULL;
 
 /* where txg_registry_busy stores: the slot's flag, or a dummy without one */
 static bool busy_dummy = false;
@@ -150,6 +178,15 @@ txg_registry_shmem_init(void)
 	}
 }
 
+/* the session's application_name into its slot (while writing it) */
+static void
+copy_appname(TxgSlot *slot)
+{
+	strlcpy(slot->appname, application_name ? application_name : "",
+			sizeof(slot->appname));
+	appname_copied = application_name;
+}
+
 bool
 txg_registry_attached(void)
 {
@@ -179,6 +216,13 @@ txg_registry_attach_backend(void)
 	slot->state = TXG_STATE_NONE;
 	slot->statements = 0;
 	slot->first_len = slot->last_len = 0;
+	slot->observe_limit = txg_observe_limit;
+	strlcpy(slot->dbname, MyProcPort ? MyProcPort->database_name : "",
+			sizeof(slot->dbname));
+	strlcpy(slot->username, MyProcPort ? MyProcPort->user_name : "",
+			sizeof(slot->username));
+	copy_appname(slot);
+	txg_client_address(slot->client_addr, sizeof(slot->client_addr));
 	slot_end_write(slot);
 
 	MySlot = slot;
@@ -282,6 +326,17 @@ txg_registry_open(TimestampTz xact_start, TimestampTz deadline,
 	/* active since it began: core starts it at its message's start time */
 	slot->state_since = xact_start;
 	slot->deadline = deadline;
+	if (unlikely(slot->observe_limit > 0))
+	{
+		/*
+		 * The sentinel may report the transaction (observe.c): it needs to
+		 * tell it from the next, and the session's application_name (a
+		 * SET makes a new string: copied when it did).
+		 */
+		slot->xact_seq = next_xact_seq();
+		if (application_name != appname_copied)
+			copy_appname(slot);
+	}
 	slot_end_write(slot);
 }
 
@@ -416,6 +471,33 @@ txg_registry_set_deadline(TimestampTz deadline)
 		return;
 	slot_begin_write(slot);
 	slot->deadline = deadline;
+	slot_end_write(slot);
+}
+
+/* the number of this backend's latest transaction (the slot's xact_seq) */
+uint64
+txg_registry_xact_seq(void)
+{
+	return xact_seq;
+}
+
+/*
+ * txguard.observe_timeout changed (SET, SET LOCAL, its end): the limit of
+ * the open transaction too, counted from its start.
+ */
+void
+txg_registry_set_observe_limit(int limit_ms)
+{
+	TxgSlot    *slot = MySlot;
+
+	if (slot == NULL || slot->observe_limit == limit_ms)
+		return;
+	slot_begin_write(slot);
+	if (slot->observe_limit <= 0 && slot->in_xact)
+		slot->xact_seq = next_xact_seq();	/* the open transaction had no number */
+	slot->observe_limit = limit_ms;
+	if (limit_ms > 0 && application_name != appname_copied)
+		copy_appname(slot);
 	slot_end_write(slot);
 }
 
@@ -835,4 +917,106 @@ txguard_transactions(PG_FUNCTION_ARGS)
 	}
 
 	return (Datum) 0;
+}
+
+/*
+ * Live transactions with an observe-only deadline (the sentinel's): those
+ * whose deadline has passed by "now" are returned, the earliest deadline
+ * still to come is put in *next (0 for none).
+ */
+TxgObserveDue *
+txg_registry_observe_due(TimestampTz now, int *n, TimestampTz *next)
+{
+	TxgObserveDue *due = NULL;
+	int			count = 0;
+	int			i;
+
+	*n = 0;
+	*next = 0;
+	if (registry == NULL)
+		return NULL;
+	for (i = 0; i < registry->nslots; i++)
+	{
+		volatile TxgSlot *slot = &registry->slots[i];
+		uint32		before;
+		int			pid;
+		bool		valid;
+		TimestampTz xact_start;
+		int			limit;
+		TimestampTz observe;
+		uint64		seq;
+
+		before = slot->changecount;
+		pg_read_barrier();
+		pid = slot->pid;
+		valid = slot->in_xact && slot->live;
+		xact_start = slot->xact_start;
+		limit = slot->observe_limit;
+		seq = slot->xact_seq;
+		pg_read_barrier();
+		if (before != slot->changecount || (before & 1) != 0)
+			continue;			/* changing: seen again next round */
+		if (pid == 0 || !valid || limit <= 0)
+			continue;
+		observe = xact_start + (int64) limit * 1000;
+		if (observe > now)
+		{
+			if (*next == 0 || observe < *next)
+				*next = observe;
+			continue;
+		}
+		if (due == NULL)
+			due = palloc(sizeof(TxgObserveDue) * registry->nslots);
+		due[count].procno = i;
+		due[count].pid = pid;
+		due[count].xact_start = xact_start;
+		due[count].limit_ms = limit;
+		due[count].xact_seq = seq;
+		count++;
+	}
+	*n = count;
+	return due;
+}
+
+/*
+ * The transaction number "seq" of backend "pid" in slot "procno", with
+ * who the session is, for a report made by another process.  The texts
+ * and names are copied into memory of the caller's.  Returns false when
+ * the slot holds another transaction by now.
+ */
+bool
+txg_registry_describe(int procno, int pid, uint64 seq,
+					  TxgSessionId *who, TxgXactInfo *xact)
+{
+	SlotCopy	copy;
+	TxgSlot    *s = &copy.slot;
+
+	copy.first = palloc(registry->text_size);
+	copy.last = palloc(registry->text_size);
+	if (!read_slot(procno, &copy) || s->pid != pid || s->xact_seq != seq)
+		return false;
+
+	who->pid = s->pid;
+	who->dbid = s->dbid;
+	who->userid = s->userid;
+	who->dbname = pstrdup(s->dbname);
+	who->username = pstrdup(s->username);
+	who->appname = pstrdup(s->appname);
+	who->client_addr = pstrdup(s->client_addr);
+
+	memset(xact, 0, sizeof(TxgXactInfo));
+	xact->xact_start = s->xact_start;
+	xact->statements = s->statements;
+	if (s->first_len > 0)
+	{
+		xact->first = trimmed(copy.first, s->first_len, &xact->first_len);
+		if (s->statements > 1)
+			xact->last = trimmed(copy.last, s->last_len, &xact->last_len);
+		else
+		{
+			xact->last = xact->first;
+			xact->last_len = xact->first_len;
+		}
+	}
+	return true;
 }

@@ -11,7 +11,8 @@
  * who waits for a heavyweight lock (their wait events, no lock) and, only
  * when somebody waits, ask the lock manager whom they wait for
  * (pg_blocking_pids).  It wakes every quarter of the timeout, at most
- * once a second.
+ * once a second.  It also reports transactions past their observe-only
+ * deadline (observe.c).
  *
  * To end a blocker, the sentinel writes a request into the blocker's
  * entry of a shared array (the blocker's pid and the pids it blocks) and
@@ -240,6 +241,7 @@ txg_sentinel_main(Datum arg)
 	round_context = AllocSetContextCreate(TopMemoryContext,
 										  "pg_txguard sentinel round",
 										  ALLOCSET_DEFAULT_SIZES);
+	txg_observe_sentinel_started();
 	ereport(LOG,
 			(errmsg("pg_txguard sentinel started")));
 
@@ -247,7 +249,7 @@ txg_sentinel_main(Datum arg)
 	{
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 round_interval(),
+						 Min(round_interval(), txg_observe_wait()),
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
@@ -258,11 +260,12 @@ txg_sentinel_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		if (txg_idle_blocker_timeout > 0)
 		{
 			MemoryContext old = MemoryContextSwitchTo(round_context);
 
-			sentinel_round();
+			if (txg_idle_blocker_timeout > 0)
+				sentinel_round();
+			txg_observe_round();
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(round_context);
 		}

@@ -196,17 +196,35 @@ is_exit(TxgStmtKind kind)
  */
 
 /*
+ * A transaction that started at "start" and ended at "end" lasted at
+ * least one of the limits that look at the end of a transaction: log it,
+ * report it as observed.
+ */
+static pg_noinline void
+long_transaction_ended(TxgOutcome outcome, TimestampTz start, TimestampTz end)
+{
+	if (txg_log_min_duration >= 0 &&
+		end - start >= (int64) txg_log_min_duration * 1000)
+		txg_log_transaction("long_transaction", outcome_names[outcome], end);
+	/* an aborted block was reported, if at all, when its top level aborted */
+	if (txg_observe_limit > 0 &&
+		end - start >= (int64) txg_observe_limit * 1000 &&
+		txg_session_state != SS_ABORTED && txg_session_state != SS_IDLE_ABORTED)
+		txg_observe_reached(start, end);
+}
+
+/*
  * Count the outcome of a transaction that started at "start", and log it
  * when it lasted txguard.log_min_duration or longer (while the registry
- * still describes it).
+ * still describes it); report it if it passed its observe-only deadline
+ * and the sentinel has not yet.
  */
 static pg_attribute_always_inline void
 count_outcome(TxgOutcome outcome, TimestampTz start, TimestampTz end)
 {
 	txg_stats_count(outcome, end - start);
-	if (txg_log_min_duration >= 0 &&
-		end - start >= (int64) txg_log_min_duration * 1000)
-		txg_log_transaction("long_transaction", outcome_names[outcome], end);
+	if (unlikely(end - start >= txg_end_threshold))
+		long_transaction_ended(outcome, start, end);
 }
 
 /*
@@ -800,6 +818,14 @@ txg_session_abort(void)
 				/* an error in a block: it stays, aborted, holding no locks */
 				txg_timeout_flush();
 				txg_timeout_unguard();
+				if (unlikely(txg_observe_limit > 0))
+				{
+					TimestampTz end = callback_end_time();
+
+					/* the live part ended here: as far as the limits go */
+					if (end - xact_start >= (int64) txg_observe_limit * 1000)
+						txg_observe_reached(xact_start, end);
+				}
 				block_outcome = outcome;
 				set_state(SS_ABORTED);
 				txg_registry_set_state(TXG_STATE_ACTIVE, false);

@@ -32,6 +32,7 @@ txg_shmem_size(void)
 	size = add_size(size, txg_events_shmem_size());
 	size = add_size(size, txg_stats_shmem_size());
 	size = add_size(size, txg_sentinel_shmem_size());
+	size = add_size(size, txg_observe_shmem_size());
 	return size;
 }
 
@@ -57,6 +58,7 @@ txg_shmem_startup(void)
 	txg_events_shmem_init();
 	txg_stats_shmem_init();
 	txg_sentinel_shmem_init();
+	txg_observe_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

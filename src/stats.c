@@ -71,6 +71,7 @@ typedef struct TxgCounts
 {
 	int64		n[TXG_OUTCOME_COUNT];
 	int64		max_duration;	/* microseconds */
+	int64		observed;		/* past txguard.observe_timeout */
 } TxgCounts;
 
 typedef struct TxgBackendCounts
@@ -120,6 +121,7 @@ counts_add(TxgCounts *to, const TxgCounts *from)
 	for (i = 0; i < TXG_OUTCOME_COUNT; i++)
 		to->n[i] += from->n[i];
 	to->max_duration = Max(to->max_duration, from->max_duration);
+	to->observed += from->observed;
 }
 
 static bool
@@ -130,7 +132,7 @@ counts_are_zero(const TxgCounts *counts)
 	for (i = 0; i < TXG_OUTCOME_COUNT; i++)
 		if (counts->n[i] != 0)
 			return false;
-	return counts->max_duration == 0;
+	return counts->max_duration == 0 && counts->observed == 0;
 }
 
 /*
@@ -328,6 +330,8 @@ check_stats_file(const char *buf, Size len, TimestampTz *stats_reset,
 		for (j = 0; j < TXG_OUTCOME_COUNT; j++)
 			if (entry->counts.n[j] < 0)
 				return "it holds a negative counter";
+		if (entry->counts.observed < 0)
+			return "it holds a negative counter";
 		if (entry->counts.max_duration < 0 ||
 			entry->counts.max_duration > STATS_MAX_DURATION)
 			return "it holds a longest duration out of range";
@@ -528,6 +532,44 @@ txg_stats_count(TxgOutcome outcome, int64 duration)
 }
 
 /*
+ * A transaction of database "dbid" passed its observe-only deadline.  The
+ * backend counts its own in its slot; the sentinel, for others, in the
+ * database's row.
+ */
+void
+txg_stats_count_observed(Oid dbid)
+{
+	TxgBackendCounts *c = MyCounts;
+
+	if (stats == NULL)
+		return;
+	if (c != NULL && c->dbid == dbid)
+	{
+		uint64		generation = pg_atomic_read_u64(&stats->generation);
+
+		c->changecount++;
+		pg_write_barrier();
+		if (c->generation != generation)
+		{
+			memset(&c->counts, 0, sizeof(TxgCounts));
+			c->generation = generation;
+		}
+		c->counts.observed++;
+		pg_write_barrier();
+		c->changecount++;
+		return;
+	}
+	LWLockAcquire(stats->lock, LW_EXCLUSIVE);
+	{
+		TxgDbCounts *entry = db_entry(dbid, true);
+
+		if (entry != NULL)
+			entry->counts.observed++;
+	}
+	LWLockRelease(stats->lock);
+}
+
+/*
  * An outcome counted earlier turns out to be another: "from" becomes "to"
  * (a procedure's rollback that was its failed COMMIT, see session.c).
  */
@@ -596,7 +638,7 @@ read_backend_counts(int i, TxgBackendCounts *copy)
 	}
 }
 
-#define STATS_COLS 10
+#define STATS_COLS 11
 
 PG_FUNCTION_INFO_V1(txguard_stats);
 
@@ -654,6 +696,7 @@ txguard_stats(PG_FUNCTION_ARGS)
 										TimestampTzGetDatum(dbs[i].counts.max_duration),
 										TimestampTzGetDatum(0));
 		values[9] = TimestampTzGetDatum(stats_reset);
+		values[10] = Int64GetDatum(dbs[i].counts.observed);
 		tuplestore_putvalues(srf.tupstore, srf.tupdesc, values, nulls);
 	}
 	return (Datum) 0;

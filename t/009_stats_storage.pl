@@ -118,11 +118,11 @@ sub crc32c
 	return $crc ^ 0xFFFFFFFF;
 }
 
-# layout: magic u32, stats_reset i64, ndbs i32, rows of 72 bytes (dbid,
-# pad, 7 counters, max_duration), crc u32; the damage is done to the first row
+# layout: magic u32, stats_reset i64, ndbs i32, rows of 80 bytes (dbid,
+# pad, 7 counters, max_duration, observed), crc u32; the damage is done to the first row
 $node->stop;
 my $good = slurp_file($file);
-is(length($good), 16 + 2 * 72 + 4, 'the file holds two rows (d1, and postgres where the checks run)');
+is(length($good), 16 + 2 * 80 + 4, 'the file holds two rows (d1, and postgres where the checks run)');
 is(unpack('V', substr($good, -4)), crc32c(substr($good, 0, -4)), 'its checksum is CRC-32C');
 my $reset_in_file = unpack('q<', substr($good, 4, 8));
 
@@ -134,7 +134,7 @@ sub with_crc
 
 sub body { return substr($good, 0, -4); }
 
-my $row = substr(body(), 16, 72);
+my $row = substr(body(), 16, 80);
 my %damaged = (
 	'a flipped byte' => [ substr(body(), 0, 30) . chr(ord(substr(body(), 30, 1)) ^ 1) . substr($good, 31),
 		qr/its checksum does not match its contents/ ],

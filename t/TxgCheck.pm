@@ -26,7 +26,7 @@ sub use_node
 	return;
 }
 
-our @outcomes = qw(committed rolled_back failed abandoned timed_out terminated blocker_terminated);
+our @outcomes = qw(committed rolled_back failed abandoned timed_out terminated blocker_terminated observed);
 
 # the counters of database "work"
 sub stats
