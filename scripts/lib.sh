@@ -41,6 +41,13 @@ PACKAGES=(
 	make gcc libc6-dev
 )
 
+# and those only the tests need (scripts/test): the pooler, the drivers
+# and the languages the TAP tests run real clients with
+TEST_PACKAGES=(
+	pgbouncer python3-psycopg
+	golang-go golang-github-lib-pq-dev golang-github-jackc-pgx-v4-dev
+)
+
 ensure_packages() {
 	local missing=() p
 	for p in "${PACKAGES[@]}" "$@"; do
