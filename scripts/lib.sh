@@ -42,9 +42,9 @@ PACKAGES=(
 )
 
 # and those only the tests need (scripts/test): the pooler, the drivers
-# and the languages the TAP tests run real clients with
+# and the languages the TAP tests run real clients with, the exporter
 TEST_PACKAGES=(
-	pgbouncer python3-psycopg
+	pgbouncer python3-psycopg prometheus-postgres-exporter
 	golang-go golang-github-lib-pq-dev golang-github-jackc-pgx-v4-dev
 )
 
