@@ -10,7 +10,7 @@ set -euo pipefail
 
 PROJECT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_MAJOR=${PG_MAJOR:-15}
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+PG_BIN=${PGTXG_PG_BIN:-/usr/lib/postgresql/$PG_MAJOR/bin}
 PG_CONFIG=$PG_BIN/pg_config
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -39,6 +39,13 @@ PACKAGES=(
 	"postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR"
 	libipc-run-perl libkrb5-dev python3
 	make gcc libc6-dev
+)
+
+# and those only the tests need (scripts/test): the pooler, the drivers
+# and the languages the TAP tests run real clients with, the exporter
+TEST_PACKAGES=(
+	pgbouncer python3-psycopg prometheus-postgres-exporter
+	golang-go golang-github-lib-pq-dev golang-github-jackc-pgx-v4-dev
 )
 
 ensure_packages() {

@@ -25,6 +25,7 @@
 #include "lib/stringinfo.h"
 #include "libpq/libpq-be.h"
 #include "miscadmin.h"
+#include "pgtime.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/acl.h"
@@ -202,6 +203,28 @@ append_blocking(StringInfo buf, const TxgEventData *event)
 	appendStringInfoChar(buf, '}');
 }
 
+/*
+ * A timestamp as the server log's line prefix shows it (%m): in
+ * log_timezone, with milliseconds, "2026-11-22 10:15:02.113 UTC".  The
+ * session's TimeZone (timestamptz_to_str) could differ from the prefix of
+ * the same line.
+ */
+static char *
+format_log_time(TimestampTz ts)
+{
+	pg_time_t	stamp = timestamptz_to_time_t(ts);
+	struct pg_tm *tm = pg_localtime(&stamp, log_timezone);
+	char		date[64];
+	char		zone[32];
+	int			ms = (int) ((ts % USECS_PER_SEC + USECS_PER_SEC) % USECS_PER_SEC / 1000);
+
+	if (tm == NULL)
+		return pstrdup(timestamptz_to_str(ts));
+	pg_strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", tm);
+	pg_strftime(zone, sizeof(zone), "%Z", tm);
+	return psprintf("%s.%03d %s", date, ms, zone);
+}
+
 /* "1.234 s" */
 static char *
 format_duration(TimestampTz from, TimestampTz to)
@@ -226,7 +249,7 @@ append_session_and_xact(StringInfo buf, const TxgSessionId *who,
 	append_field(buf, "client_addr",
 				 who->client_addr[0] ? who->client_addr : "local", -1);
 	append_field(buf, "xact_start",
-				 xact->xact_start ? timestamptz_to_str(xact->xact_start) : NULL, -1);
+				 xact->xact_start ? format_log_time(xact->xact_start) : NULL, -1);
 	append_field(buf, "duration", format_duration(xact->xact_start, end), -1);
 }
 

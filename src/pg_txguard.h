@@ -375,6 +375,7 @@ extern void txg_session_abort(void);
 extern void txg_session_prepare(void);
 extern void txg_session_ready(char status);
 extern void txg_session_exit(void);
+extern bool txg_session_in_block(void);
 
 /* hooks.c: turns what PostgreSQL tells a backend into session events */
 extern void txg_hooks_init(void);

@@ -14,6 +14,12 @@
  * once a second.  It also reports transactions past their observe-only
  * deadline (observe.c).
  *
+ * Everything a round does (read shared memory, ask the lock manager, send
+ * a signal) works during recovery, so the worker also runs on a hot
+ * standby, from the moment it is consistent.  It cannot see replay
+ * conflicts: a session waiting for a lock the startup process holds has
+ * no blocker in pg_blocking_pids.
+ *
  * To end a blocker, the sentinel writes a request into the blocker's
  * entry of a shared array (the blocker's pid and the pids it blocks) and
  * sends it SIGTERM.  The blocker, on its way out, finds the request: its
@@ -94,7 +100,14 @@ txg_sentinel_register(void)
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+
+	/*
+	 * It connects to no database and writes nothing (no WAL, no catalog), so
+	 * it can run as soon as a hot standby accepts read-only sessions, which
+	 * can hold locks others wait for (txguard.lock, table locks) just as on
+	 * a primary.  A promotion leaves it running.
+	 */
+	worker.bgw_start_time = BgWorkerStart_ConsistentState;
 	worker.bgw_restart_time = 1;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "pg_txguard");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "txg_sentinel_main");

@@ -1048,3 +1048,14 @@ txg_session_exit(void)
 	}
 	set_state(SS_EXITING);
 }
+
+/*
+ * Is the followed transaction a block the client must end (BEGIN, or AND
+ * CHAIN)?  For the wording of the timeout's messages: an autocommit
+ * statement has nothing to roll back.
+ */
+bool
+txg_session_in_block(void)
+{
+	return xact_explicit;
+}

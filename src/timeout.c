@@ -332,12 +332,6 @@ txg_timeout_rearm(void)
 	arm(txg_deadline_passed ? grace_until : deadline);
 }
 
-static int
-ms_since(TimestampTz from)
-{
-	return (int) Min((GetCurrentTimestamp() - from) / 1000, PG_INT32_MAX);
-}
-
 /* work in a transaction past its deadline: refuse it */
 void
 txg_timeout_refuse(void)
@@ -345,9 +339,9 @@ txg_timeout_refuse(void)
 	ereport(ERROR,
 			(errcode(ERRCODE_TRANSACTION_TIMEOUT),
 			 errmsg("canceling statement due to transaction timeout"),
-			 errdetail("The transaction has been open for %d ms, longer than its limit of %d ms, and can only be rolled back.",
-					   ms_since(xact_start), deadline_limit),
-			 errhint("Roll back the transaction.")));
+			 errdetail("The transaction reached its limit of %d ms and can only be rolled back.",
+					   deadline_limit),
+			 txg_session_in_block() ? errhint("Roll back the transaction.") : 0));
 }
 
 /*
@@ -401,8 +395,8 @@ txg_timeout_pre_commit(void)
 	ereport(ERROR,
 			(errcode(ERRCODE_TRANSACTION_TIMEOUT),
 			 errmsg("cannot commit a transaction that exceeded its timeout"),
-			 errdetail("The transaction has been open for %d ms, longer than its limit of %d ms.",
-					   ms_since(xact_start), deadline_limit),
+			 errdetail("The transaction reached its limit of %d ms.",
+					   deadline_limit),
 			 errhint("The transaction was rolled back.")));
 }
 
@@ -468,17 +462,24 @@ capture_report(TxgEventKind kind)
 	txg_timeout_report_pending = true;
 }
 
-/* give the client's error this module's SQLSTATE, message, detail and hint */
+/*
+ * give the client's error this module's SQLSTATE, message, detail and
+ * hint; "advice" (or NULL) ends the hint
+ */
 static void
 shape_report(ErrorData *edata, const char *message, const char *advice)
 {
 	edata->sqlerrcode = ERRCODE_TRANSACTION_TIMEOUT;
 	edata->message = pstrdup(message);
 	edata->message_id = message;
-	edata->detail = psprintf("The transaction had been open for %d ms, longer than its limit of %d ms.",
-							 ms_since(xact_start), deadline_limit);
-	edata->hint = psprintf("The limit is set by \"%s\". %s",
-						   deadline_setting, advice);
+	edata->detail = psprintf("The transaction reached its limit of %d ms.",
+							 deadline_limit);
+	if (advice != NULL)
+		edata->hint = psprintf("The limit is set by \"%s\". %s",
+							   deadline_setting, advice);
+	else
+		edata->hint = psprintf("The limit is set by \"%s\".",
+							   deadline_setting);
 }
 
 static void
@@ -493,8 +494,9 @@ txg_emit_log_hook(ErrorData *edata)
 			requested = ACTION_NONE;
 			cancel_delivered = true;
 			capture_report(TXG_EVENT_TIMEOUT_CANCEL);
+			/* an autocommit statement has nothing to roll back */
 			shape_report(edata, "canceling statement due to transaction timeout",
-						 "Roll back the transaction.");
+						 txg_session_in_block() ? "Roll back the transaction." : NULL);
 		}
 		else if (requested == ACTION_TERMINATE && is_our_termination(edata))
 		{

@@ -28,6 +28,7 @@
 #include "upsert.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "lib/ilist.h"
@@ -385,16 +386,58 @@ txg_lookup(TxgCall *call, TxgRow *row, Datum *result)
 	return txg_execute(call, plan, values, nulls, TXG_PLAN_LOOKUP, result);
 }
 
+/*
+ * The row must be written, and the transaction cannot write (a hot
+ * standby, or READ ONLY): say so in the caller's terms, rather than with
+ * the internal statement's "cannot execute INSERT".
+ */
+static void
+txg_refuse_read_only(TxgCall *call, TxgPlanKind kind)
+{
+	const char *relname = call->info->relname;
+
+	if (!XactReadOnly)
+		return;
+	if (RecoveryInProgress())
+	{
+		if (kind == TXG_PLAN_INSERT)
+			ereport(ERROR,
+					(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+					 errmsg("cannot insert into table \"%s\" during recovery", relname),
+					 errdetail("No row of \"%s\" holds the given key, and a standby cannot write a new one.", relname),
+					 errhint("Call it on the primary.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot update table \"%s\" during recovery", relname),
+				 errdetail("The row of \"%s\" that holds the given key differs from the given values, and a standby cannot change it.", relname),
+				 errhint("Call it on the primary.")));
+	}
+	if (kind == TXG_PLAN_INSERT)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot insert into table \"%s\" in a read-only transaction", relname),
+				 errdetail("No row of \"%s\" holds the given key, and a read-only transaction cannot write a new one.", relname),
+				 errhint("Call it in a read-write transaction.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+			 errmsg("cannot update table \"%s\" in a read-only transaction", relname),
+			 errdetail("The row of \"%s\" that holds the given key differs from the given values, and a read-only transaction cannot change it.", relname),
+			 errhint("Call it in a read-write transaction.")));
+}
+
 /* insert *row unless its key exists; the new row, if one was inserted */
 bool
 txg_insert(TxgCall *call, TxgRow *row, Datum *result)
 {
-	SPIPlanPtr	plan = txg_get_plan(call, row, TXG_PLAN_INSERT);
+	SPIPlanPtr	plan;
 	int			natts = call->info->natts;
 	Datum	   *values = palloc(sizeof(Datum) * Max(natts, 1));
 	char	   *nulls = palloc(sizeof(char) * Max(natts, 1));
 	int			n = 0;
 	int			i;
+
+	txg_refuse_read_only(call, TXG_PLAN_INSERT);
+	plan = txg_get_plan(call, row, TXG_PLAN_INSERT);
 
 	for (i = 0; i < natts; i++)
 	{
@@ -411,12 +454,15 @@ bool
 txg_update(TxgCall *call, TxgRow *row, Datum *result)
 {
 	TxgIndex   *idx = row->arbiter;
-	SPIPlanPtr	plan = txg_get_plan(call, row, TXG_PLAN_UPDATE);
+	SPIPlanPtr	plan;
 	int			natts = call->info->natts;
 	Datum	   *values = palloc(sizeof(Datum) * (natts + INDEX_MAX_KEYS));
 	char	   *nulls = palloc(sizeof(char) * (natts + INDEX_MAX_KEYS));
 	int			n = 0;
 	int			i;
+
+	txg_refuse_read_only(call, TXG_PLAN_UPDATE);
+	plan = txg_get_plan(call, row, TXG_PLAN_UPDATE);
 
 	for (i = 0; i < natts; i++)
 	{

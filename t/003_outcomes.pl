@@ -15,6 +15,7 @@ $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'pg_txguard'
 restart_after_crash = on
+log_timezone = 'UTC'
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_txguard');
@@ -169,6 +170,22 @@ BEGIN; SELECT pg_sleep(0.1); COMMIT;
 	$node->safe_psql('postgres', 'SELECT 1');
 	unlike(slurp_file($node->logfile, $log_offset), qr/event=long_transaction[^\n]*application_name=fast/,
 		'a 100 ms transaction is not');
+
+	# xact_start is in log_timezone, as the line's prefix, whatever the
+	# session's TimeZone
+	$log_offset = -s $node->logfile;
+	run_work(q{
+SET application_name = 'tokyo';
+SET TimeZone = 'Asia/Tokyo';
+BEGIN; SELECT pg_sleep(0.8); COMMIT;
+});
+	ok( $node->wait_for_log(qr/event=long_transaction [^\n]*application_name=tokyo/, $log_offset),
+		'a transaction of a session in another time zone is logged');
+	my ($prefix, $xs) = slurp_file($node->logfile, $log_offset)
+	  =~ /^(\S+ \S+ \S+) .*event=long_transaction [^\n]*application_name=tokyo [^\n]*xact_start="([^"]*)"/m;
+	like($xs // '', qr/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC$/,
+		'xact_start is written in log_timezone, with milliseconds');
+	like($prefix // '', qr/ UTC$/, 'as the line prefix is');
 	$node->safe_psql('postgres', "ALTER SYSTEM RESET txguard.log_min_duration");
 	$node->reload;
 }

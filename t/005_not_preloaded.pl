@@ -20,6 +20,13 @@ like($err, qr/ERROR:  pg_txguard must be loaded via "shared_preload_libraries"/,
 like($err, qr/HINT:  Add pg_txguard to "shared_preload_libraries" in postgresql.conf and restart the server\./,
 	'and the hint says what to do');
 
+# without the preload, a setting is a placeholder: accepted, and ignored
+($rc, $out, $err) = $node->psql('postgres',
+	"SET txguard.transaction_timeout = '100ms'; SELECT pg_sleep(0.5); SELECT 'not enforced'");
+is($rc, 0, 'SET txguard.transaction_timeout is accepted without the preload');
+is($err, '', 'without a warning');
+like($out, qr/not enforced/, 'and does nothing');
+
 ($rc, $out, $err) = $node->psql('postgres', "LOAD 'pg_txguard'");
 like($err, qr/must be loaded via "shared_preload_libraries"/, 'LOAD fails the same way');
 
