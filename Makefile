@@ -27,6 +27,7 @@ OBJS = \
 	src/upsert_key.o \
 	src/upsert_arbiter.o \
 	src/upsert_plan.o \
+	src/upsert_probe.o \
 	src/lock.o
 
 EXTENSION = pg_txguard

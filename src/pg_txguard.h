@@ -323,6 +323,7 @@ extern void txg_session_exit(void);
 
 /* hooks.c: turns what PostgreSQL tells a backend into session events */
 extern void txg_hooks_init(void);
+extern void txg_hooks_nested_statement(void);
 
 #pragma GCC visibility pop
 
