@@ -28,6 +28,7 @@ OBJS = \
 	src/upsert_key.o \
 	src/upsert_arbiter.o \
 	src/upsert_plan.o \
+	src/upsert_probe.o \
 	src/lock.o
 
 EXTENSION = pg_txguard
@@ -38,13 +39,14 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 
 REGRESS = setup guc_prefix registry registry_privacy timeout stats \
-	upsert upsert_batch upsert_security upsert_lock upsert_plan_cache
+	upsert upsert_batch upsert_security upsert_lock upsert_plan_cache \
+	upsert_probe
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --encoding=UTF8 \
 	--temp-instance=$(CURDIR)/tmp_check_regress --load-extension=pg_txguard
 
 ISOLATION = registry_states timeout_locks \
 	upsert_race upsert_delete upsert_serializable upsert_lock_wait \
-	upsert_invalidation
+	upsert_invalidation upsert_probe_snapshot
 ISOLATION_OPTS = --temp-config=$(srcdir)/test/regress.conf --encoding=UTF8 \
 	--temp-instance=$(CURDIR)/tmp_check_iso --load-extension=pg_txguard
 

@@ -28,10 +28,13 @@
 
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/tableam.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_index.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "pgstat.h"
 #include "postmaster/autovacuum.h"
 #include "postmaster/bgworker_internals.h"
@@ -43,6 +46,9 @@
 #include "utils/timestamp.h"
 #if PG_VERSION_NUM >= 140000
 #include "utils/backend_status.h"
+#endif
+#if PG_VERSION_NUM >= 160000
+#include "parser/parse_relation.h"
 #endif
 /* wait events have a header of their own from 14 (pgstat.h stopped including it in 19) */
 #if PG_VERSION_NUM >= 140000
@@ -236,6 +242,73 @@ static inline bool
 txg_is_client_backend(void)
 {
 	return MyBackendType == B_BACKEND && !am_walsender;
+}
+
+/*
+ * Start a plain forward index scan (no instrumentation, no ORDER BY keys):
+ * index_beginscan took an IndexScanInstrumentation in 18, and scan option
+ * flags (SO_NONE for none) in 19.
+ */
+static inline IndexScanDesc
+txg_index_beginscan(Relation heap, Relation index, Snapshot snapshot,
+					int nkeys)
+{
+#if PG_VERSION_NUM >= 190000
+	return index_beginscan(heap, index, snapshot, NULL, nkeys, 0, SO_NONE);
+#elif PG_VERSION_NUM >= 180000
+	return index_beginscan(heap, index, snapshot, NULL, nkeys, 0);
+#else
+	return index_beginscan(heap, index, snapshot, nkeys, 0);
+#endif
+}
+
+/*
+ * The range table the executor checks for "SELECT t FROM ONLY t AS t":
+ * SELECT on the whole row, that is on every column unless on the table
+ * (checkAsUser unset: the current user when checked).  16 moved the
+ * permissions from the RangeTblEntry to an RTEPermissionInfo kept in a
+ * list of their own; *perminfos is NIL before.
+ */
+static inline void
+txg_select_range_table(Relation rel, List **rtable, List **perminfos)
+{
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	Bitmapset  *cols = bms_make_singleton(InvalidAttrNumber -
+										  FirstLowInvalidHeapAttributeNumber);
+
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(rel);
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = AccessShareLock;
+	rte->inh = false;
+	*perminfos = NIL;
+#if PG_VERSION_NUM >= 160000
+	{
+		RTEPermissionInfo *perminfo = addRTEPermissionInfo(perminfos, rte);
+
+		perminfo->requiredPerms = ACL_SELECT;
+		perminfo->selectedCols = cols;
+	}
+#else
+	rte->requiredPerms = ACL_SELECT;
+	rte->selectedCols = cols;
+#endif
+	*rtable = list_make1(rte);
+}
+
+/*
+ * The executor's permission check of a range table, without raising an
+ * error, ExecutorCheckPerms_hook included: ExecCheckRTPerms before 16,
+ * ExecCheckPermissions (with the RTEPermissionInfo list) from 16.
+ */
+static inline bool
+txg_check_permissions(List *rtable, List *perminfos)
+{
+#if PG_VERSION_NUM >= 160000
+	return ExecCheckPermissions(rtable, perminfos, false);
+#else
+	return ExecCheckRTPerms(rtable, false);
+#endif
 }
 
 #endif							/* TXGUARD_COMPAT_H */

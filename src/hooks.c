@@ -244,6 +244,19 @@ txg_post_parse_analyze(TXG_POST_PARSE_ANALYZE_ARGS)
 		prev_post_parse_analyze(TXG_POST_PARSE_ANALYZE_PASS);
 }
 
+/*
+ * A statement nested in the client's that does not pass the executor: the
+ * helpers' direct index lookup (upsert_probe.c), which stands for a
+ * SELECT.  The session hears of it as the executor hooks would tell it.
+ */
+void
+txg_hooks_nested_statement(void)
+{
+	if (track_this_backend() &&
+		unlikely(txg_deadline_passed || txg_session_watch_nested))
+		txg_session_nested();
+}
+
 static void
 txg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {

@@ -379,6 +379,7 @@ extern bool txg_session_in_block(void);
 
 /* hooks.c: turns what PostgreSQL tells a backend into session events */
 extern void txg_hooks_init(void);
+extern void txg_hooks_nested_statement(void);
 
 #pragma GCC visibility pop
 

@@ -127,6 +127,7 @@ txg_open_call(FunctionCallInfo fcinfo, TxgCall *call, TxgOp op, bool batch)
 	call->op = op;
 	call->batch = batch;
 	call->ctx_element = -1;
+	call->result_cxt = CurrentMemoryContext;
 
 	if (PG_ARGISNULL(1))
 		txg_null_argument("vals");
@@ -321,10 +322,8 @@ txg_single_run(FunctionCallInfo fcinfo, TxgOp op, TxgRow *row)
 
 	if (row->arbiter->needs_pin)
 		nestlevel = txg_pin_search_path();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	txg_process_row(&call, row);
-	SPI_finish();
+	txg_spi_finish(&call);
 	if (row->arbiter->needs_pin)
 		txg_unpin_search_path(nestlevel);
 	txg_close_call(&call);

@@ -17,6 +17,8 @@
  *	upsert_key.c		defaults, predicates and the key of a proposed row
  *	upsert_arbiter.c	choosing the arbiter index and the columns to update
  *	upsert_plan.c		building, caching and running the statements
+ *	upsert_probe.c		the lookup as a direct probe of the arbiter index,
+ *						when nothing calls for the statement
  *
  *-------------------------------------------------------------------------
  */
@@ -103,6 +105,12 @@ typedef struct TxgIndex
 	bool		keybyval[INDEX_MAX_KEYS];
 	Oid			keycoll[INDEX_MAX_KEYS];
 	FmgrInfo	cmp[INDEX_MAX_KEYS];	/* btree order, for batch sorting */
+	Oid			opcintype[INDEX_MAX_KEYS];	/* the operator class's type */
+	FmgrInfo	eqfn[INDEX_MAX_KEYS];	/* btree equality, for the probe */
+	bool		probe_runs_sql; /* a key's comparison is not built in */
+	bool		probable;		/* a btree index whose search runs only
+								 * built-in functions: the probe can search
+								 * it (see upsert_probe.c) */
 	List	   *pred;			/* planned predicate (implicit AND), or NIL */
 	List	   *rawpred;		/* the predicate as stored, for equal() */
 	char	   *predtext;		/* the predicate, for messages */
@@ -126,6 +134,9 @@ typedef struct TxgRelInfo
 	TxgColumn  *cols;
 	int			nindexes;
 	TxgIndex   *indexes;
+	/* the probe's permission check: what the lookup statement would ask */
+	List	   *select_rtable;
+	List	   *select_perminfos;	/* NIL before 16 */
 } TxgRelInfo;
 
 /* one proposed row */
@@ -158,6 +169,8 @@ typedef struct TxgCall
 	List	   *conflict_columns;	/* of char *, NIL if not given */
 	bool		have_update_columns;
 	List	   *update_columns; /* of char * */
+	MemoryContext result_cxt;	/* where results go (the caller's) */
+	bool		spi_connected;	/* by the first statement that runs */
 	EState	   *estate;			/* for expressions and predicates */
 	TupleTableSlot *slot;
 	/* error context */
@@ -222,9 +235,20 @@ extern void txg_choose_update(TxgCall *call, TxgRow *row);
 /* upsert_plan.c */
 extern void txg_plan_cache_init(void);
 extern void txg_plan_invalidate(Oid relid);
+extern void txg_spi_finish(TxgCall *call);
 extern bool txg_lookup(TxgCall *call, TxgRow *row, Datum *result);
 extern bool txg_insert(TxgCall *call, TxgRow *row, Datum *result);
 extern bool txg_update(TxgCall *call, TxgRow *row, Datum *result);
+
+/* upsert_probe.c */
+typedef enum TxgProbeResult
+{
+	TXG_PROBE_FOUND,
+	TXG_PROBE_NOT_FOUND,
+	TXG_PROBE_FALLBACK			/* run the lookup statement instead */
+} TxgProbeResult;
+
+extern TxgProbeResult txg_probe(TxgCall *call, TxgRow *row, Datum *result);
 
 /* upsert.c */
 extern void txg_open_call(FunctionCallInfo fcinfo, TxgCall *call, TxgOp op,

@@ -215,14 +215,12 @@ txg_batch_process(TxgCall *call, TxgBatch *batch)
 
 	if (pin)
 		nestlevel = txg_pin_search_path();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	for (i = 0; i < batch->nrows; i++)
 	{
 		if (batch->leader[batch->order[i]])
 			txg_process_row(call, &batch->rows[batch->order[i]]);
 	}
-	SPI_finish();
+	txg_spi_finish(call);
 	if (pin)
 		txg_unpin_search_path(nestlevel);
 }

@@ -365,16 +365,55 @@ txg_execute(TxgCall *call, SPIPlanPtr plan, Datum *values, char *nulls,
 	return true;
 }
 
-/* the row with the key of *row, if there is one */
+/*
+ * SPI, connected by the first statement a call runs: the existing-row path
+ * through the probe runs none.
+ */
+static void
+txg_spi_connect(TxgCall *call)
+{
+	if (call->spi_connected)
+		return;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	call->spi_connected = true;
+}
+
+void
+txg_spi_finish(TxgCall *call)
+{
+	if (!call->spi_connected)
+		return;
+	SPI_finish();
+	call->spi_connected = false;
+}
+
+/*
+ * The row with the key of *row, if there is one: through the index
+ * directly when upsert_probe.c can, else by the lookup statement.
+ */
 bool
 txg_lookup(TxgCall *call, TxgRow *row, Datum *result)
 {
 	TxgIndex   *idx = row->arbiter;
-	SPIPlanPtr	plan = txg_get_plan(call, row, TXG_PLAN_LOOKUP);
+	SPIPlanPtr	plan;
 	Datum		values[INDEX_MAX_KEYS];
 	char		nulls[INDEX_MAX_KEYS];
 	int			n = 0;
 	int			i;
+
+	switch (txg_probe(call, row, result))
+	{
+		case TXG_PROBE_FOUND:
+			return true;
+		case TXG_PROBE_NOT_FOUND:
+			return false;
+		case TXG_PROBE_FALLBACK:
+			break;
+	}
+
+	txg_spi_connect(call);
+	plan = txg_get_plan(call, row, TXG_PLAN_LOOKUP);
 
 	for (i = 0; i < idx->nkeys; i++)
 	{
@@ -431,13 +470,16 @@ txg_insert(TxgCall *call, TxgRow *row, Datum *result)
 {
 	SPIPlanPtr	plan;
 	int			natts = call->info->natts;
-	Datum	   *values = palloc(sizeof(Datum) * Max(natts, 1));
-	char	   *nulls = palloc(sizeof(char) * Max(natts, 1));
+	Datum	   *values;
+	char	   *nulls;
 	int			n = 0;
 	int			i;
 
 	txg_refuse_read_only(call, TXG_PLAN_INSERT);
+	txg_spi_connect(call);
 	plan = txg_get_plan(call, row, TXG_PLAN_INSERT);
+	values = palloc(sizeof(Datum) * Max(natts, 1));
+	nulls = palloc(sizeof(char) * Max(natts, 1));
 
 	for (i = 0; i < natts; i++)
 	{
@@ -456,13 +498,16 @@ txg_update(TxgCall *call, TxgRow *row, Datum *result)
 	TxgIndex   *idx = row->arbiter;
 	SPIPlanPtr	plan;
 	int			natts = call->info->natts;
-	Datum	   *values = palloc(sizeof(Datum) * (natts + INDEX_MAX_KEYS));
-	char	   *nulls = palloc(sizeof(char) * (natts + INDEX_MAX_KEYS));
+	Datum	   *values;
+	char	   *nulls;
 	int			n = 0;
 	int			i;
 
 	txg_refuse_read_only(call, TXG_PLAN_UPDATE);
+	txg_spi_connect(call);
 	plan = txg_get_plan(call, row, TXG_PLAN_UPDATE);
+	values = palloc(sizeof(Datum) * (natts + INDEX_MAX_KEYS));
+	nulls = palloc(sizeof(char) * (natts + INDEX_MAX_KEYS));
 
 	for (i = 0; i < natts; i++)
 	{

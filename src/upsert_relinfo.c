@@ -31,6 +31,8 @@
 #include "access/nbtree.h"
 #include "access/relation.h"
 #include "access/stratnum.h"
+#include "access/transam.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_opclass.h"
@@ -273,6 +275,11 @@ txg_index_key_operators(TxgRelInfo *info, Relation irel, TxgIndex *idx, int i,
 	if (!OidIsValid(eqop) || !OidIsValid(cmpproc))
 		elog(ERROR, "missing btree support for index \"%s\"", idx->name);
 	fmgr_info_cxt(cmpproc, &idx->cmp[i], info->cxt);
+	idx->opcintype[i] = opcintype;
+	fmgr_info_cxt(get_opcode(eqop), &idx->eqfn[i], info->cxt);
+	if (cmpproc >= FirstGenbkiObjectId ||
+		idx->eqfn[i].fn_oid >= FirstGenbkiObjectId)
+		idx->probe_runs_sql = true;
 	initStringInfo(&buf);
 	if (collname)
 		appendStringInfo(&buf, "(%s COLLATE %s) ", idx->keytext[i], collname);
@@ -383,6 +390,8 @@ txg_build_index(TxgRelInfo *info, Relation irel, TxgIndex *idx,
 	}
 	txg_index_predicate(idx, irel, dpcontext, &whole);
 	idx->usable = !whole;
+	idx->probable = idx->usable && idx->unique && !idx->probe_runs_sql &&
+		irel->rd_rel->relam == BTREE_AM_OID;
 	for (i = 0; i < idx->nkeys; i++)
 		if (idx->exprs[i] != NULL)
 			idx->needs_pin = true;
