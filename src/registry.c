@@ -182,8 +182,8 @@ txg_registry_shmem_init(void)
 static void
 copy_appname(TxgSlot *slot)
 {
-	strlcpy(slot->appname, application_name ? application_name : "",
-			sizeof(slot->appname));
+	snprintf(slot->appname, sizeof(slot->appname), "%s",
+			 application_name ? application_name : "");
 	appname_copied = application_name;
 }
 
@@ -217,10 +217,10 @@ txg_registry_attach_backend(void)
 	slot->statements = 0;
 	slot->first_len = slot->last_len = 0;
 	slot->observe_limit = txg_observe_limit;
-	strlcpy(slot->dbname, MyProcPort ? MyProcPort->database_name : "",
-			sizeof(slot->dbname));
-	strlcpy(slot->username, MyProcPort ? MyProcPort->user_name : "",
-			sizeof(slot->username));
+	snprintf(slot->dbname, sizeof(slot->dbname), "%s",
+			 MyProcPort ? MyProcPort->database_name : "");
+	snprintf(slot->username, sizeof(slot->username), "%s",
+			 MyProcPort ? MyProcPort->user_name : "");
 	copy_appname(slot);
 	txg_client_address(slot->client_addr, sizeof(slot->client_addr));
 	slot_end_write(slot);
