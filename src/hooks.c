@@ -270,7 +270,7 @@ txg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 			text = statement_text(queryDesc->sourceText,
 								  queryDesc->plannedstmt->stmt_location,
 								  queryDesc->plannedstmt->stmt_len, &len);
-			txg_session_statement(text, len, TXG_STMT_OTHER, false);
+			txg_session_executor_statement(text, len);
 		}
 		else if (unlikely(txg_deadline_passed || txg_session_watch_nested))
 			txg_session_nested();

@@ -132,8 +132,9 @@ extern bool txg_registry_attached(void);
 extern void txg_registry_attach_backend(void);
 extern void txg_registry_detach_backend(void);
 extern void txg_registry_open(TimestampTz xact_start, TimestampTz deadline,
-							  bool continued, const char *text, int len,
-							  bool counted);
+							  const char *text, int len, bool counted);
+extern void txg_registry_open_continued(TimestampTz xact_start,
+										TimestampTz deadline);
 extern void txg_registry_close(void);
 extern void txg_registry_parse(const char *text, int len);
 extern void txg_registry_statement(const char *text, int len, bool counted);
@@ -346,6 +347,7 @@ txg_session_answer_idle(void)
 extern void txg_session_parse(const char *text, int len, TxgStmtKind kind);
 extern void txg_session_statement(const char *text, int len,
 								  TxgStmtKind kind, bool chain);
+extern void txg_session_executor_statement(const char *text, int len);
 extern void txg_session_statement_done(void);
 extern void txg_session_answer(bool error);
 extern void txg_session_nested(void);

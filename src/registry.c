@@ -277,47 +277,15 @@ trimmed(const char *text, int len, int *trimmed_len)
 static inline int
 clip_length(const char *text, int len)
 {
-	if (len > registry->text_size)
+	if (unlikely(len > registry->text_size))
 		len = pg_mbcliplen(text, len, registry->text_size);
 	return len;
 }
 
-/*
- * Open the record of a new transaction, active.  "continued": a procedure
- * committed or rolled back and goes on in this transaction; the CALL is
- * its first statement.  Otherwise "text", when not NULL, is the statement
- * that opens it, counted when "counted" (one write for the usual case of
- * a transaction opened by the statement that runs in it).
- */
-void
-txg_registry_open(TimestampTz xact_start, TimestampTz deadline,
-				  bool continued, const char *text, int len, bool counted)
+/* what every new transaction's record says */
+static pg_attribute_always_inline void
+open_record(TxgSlot *slot, TimestampTz xact_start, TimestampTz deadline)
 {
-	TxgSlot    *slot = MySlot;
-	int			clipped = 0;
-
-	if (slot == NULL)
-		return;
-	if (text != NULL)
-		clipped = clip_length(text, len);
-	slot_begin_write(slot);
-	if (continued && slot->statements > 0)
-	{
-		/* the CALL is the latest statement of the transaction that ended */
-		if (slot->statements > 1)
-		{
-			memcpy(slot->first, slot->last, slot->last_len);
-			slot->first_len = slot->last_len;
-		}
-		slot->statements = 1;
-	}
-	else
-	{
-		slot->statements = (text != NULL && counted) ? 1 : 0;
-		if (text != NULL)
-			memcpy(slot->first, text, clipped);
-		slot->first_len = clipped;
-	}
 	slot->last_len = 0;
 	slot->in_xact = true;
 	slot->live = true;
@@ -337,6 +305,59 @@ txg_registry_open(TimestampTz xact_start, TimestampTz deadline,
 		if (application_name != appname_copied)
 			copy_appname(slot);
 	}
+}
+
+/*
+ * Open the record of a new transaction, active.  "text", when not NULL,
+ * is the statement that opens it, counted when "counted" (one write for
+ * the usual case of a transaction opened by the statement that runs in
+ * it).
+ */
+void
+txg_registry_open(TimestampTz xact_start, TimestampTz deadline,
+				  const char *text, int len, bool counted)
+{
+	TxgSlot    *slot = MySlot;
+	int			clipped = 0;
+
+	if (slot == NULL)
+		return;
+	if (text != NULL)
+		clipped = clip_length(text, len);
+	slot_begin_write(slot);
+	slot->statements = (text != NULL && counted) ? 1 : 0;
+	if (text != NULL)
+		memcpy(slot->first, text, clipped);
+	slot->first_len = clipped;
+	open_record(slot, xact_start, deadline);
+	slot_end_write(slot);
+}
+
+/*
+ * The same for the next transaction of a procedure that committed or
+ * rolled back: the CALL, the latest statement of the transaction that
+ * ended, is its first.
+ */
+void
+txg_registry_open_continued(TimestampTz xact_start, TimestampTz deadline)
+{
+	TxgSlot    *slot = MySlot;
+
+	if (slot == NULL)
+		return;
+	slot_begin_write(slot);
+	if (slot->statements > 0)
+	{
+		if (slot->statements > 1)
+		{
+			memcpy(slot->first, slot->last, slot->last_len);
+			slot->first_len = slot->last_len;
+		}
+		slot->statements = 1;
+	}
+	else
+		slot->first_len = 0;
+	open_record(slot, xact_start, deadline);
 	slot_end_write(slot);
 }
 

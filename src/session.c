@@ -243,7 +243,10 @@ xact_open(TimestampTz start, bool explicit_block, bool continued,
 	xact_explicit = explicit_block;
 	block_outcome = TXG_OUTCOME_COUNT;
 	deadline = txg_timeout_guard(start);
-	txg_registry_open(start, deadline, continued, text, len, counted);
+	if (continued)
+		txg_registry_open_continued(start, deadline);
+	else
+		txg_registry_open(start, deadline, text, len, counted);
 	set_state(SS_RUNNING);
 }
 
@@ -391,9 +394,8 @@ aborted_block_end(bool chain)
 }
 
 /* a client statement starts executing */
-void
-txg_session_statement(const char *text, int len, TxgStmtKind kind,
-					  bool chain)
+static pg_attribute_always_inline void
+statement(const char *text, int len, TxgStmtKind kind, bool chain)
 {
 	if (unlikely(txg_session_watch_nested))
 		procedure_goes_on();
@@ -447,6 +449,20 @@ txg_session_statement(const char *text, int len, TxgStmtKind kind,
 	running_chain = chain;
 	running_done = false;
 	txg_registry_statement(text, len, txg_stmt_kind_counted(kind));
+}
+
+void
+txg_session_statement(const char *text, int len, TxgStmtKind kind,
+					  bool chain)
+{
+	statement(text, len, kind, chain);
+}
+
+/* the same for a statement that starts the executor: the usual kind */
+void
+txg_session_executor_statement(const char *text, int len)
+{
+	statement(text, len, TXG_STMT_OTHER, false);
 }
 
 /*
