@@ -782,6 +782,44 @@ txg_blocked_by(TxgLockWaiters *waiters, int pid, int *pids, int max)
 	return n;
 }
 
+/* the fields of a slot the sentinel looks at, without the texts */
+typedef struct SlotHeader
+{
+	int			pid;
+	bool		in_xact;
+	bool		live;
+	bool		busy;
+	TxgState	state;
+	TimestampTz xact_start;
+	TimestampTz state_since;
+	int			observe_limit;
+	uint64		xact_seq;
+} SlotHeader;
+
+/*
+ * Read slot i's header, once: false when its owner is writing it right
+ * now (the caller looks again at its next round).  Takes no lock.
+ */
+static bool
+read_slot_header(int i, SlotHeader *h)
+{
+	volatile TxgSlot *slot = &registry->slots[i];
+	uint32		before = slot->changecount;
+
+	pg_read_barrier();
+	h->pid = slot->pid;
+	h->in_xact = slot->in_xact;
+	h->live = slot->live;
+	h->busy = slot->busy;
+	h->state = slot->state;
+	h->xact_start = slot->xact_start;
+	h->state_since = slot->state_since;
+	h->observe_limit = slot->observe_limit;
+	h->xact_seq = slot->xact_seq;
+	pg_read_barrier();
+	return before == slot->changecount && (before & 1) == 0;
+}
+
 /*
  * Sessions idle in a (live) transaction since "threshold" or earlier, for
  * the sentinel.  Reads only slot headers; takes no lock.
@@ -798,26 +836,13 @@ txg_registry_idle_since(TimestampTz threshold, int *n)
 		return NULL;
 	for (i = 0; i < registry->nslots; i++)
 	{
-		volatile TxgSlot *slot = &registry->slots[i];
-		uint32		before;
-		int			pid;
-		bool		in_xact;
-		bool		live;
-		TxgState	state;
-		TimestampTz since;
+		SlotHeader h;
 
-		before = slot->changecount;
-		pg_read_barrier();
-		pid = slot->pid;
-		in_xact = slot->in_xact;
-		live = slot->live && !slot->busy;
-		state = slot->state;
-		since = slot->state_since;
-		pg_read_barrier();
-		if (before != slot->changecount || (before & 1) != 0)
+		if (!read_slot_header(i, &h))
 			continue;			/* changing right now: not idle */
-		if (pid == 0 || !in_xact || !live || since > threshold ||
-			(state != TXG_STATE_IDLE && state != TXG_STATE_IDLE_ABORTED))
+		if (h.pid == 0 || !h.in_xact || !h.live || h.busy ||
+			h.state_since > threshold ||
+			(h.state != TXG_STATE_IDLE && h.state != TXG_STATE_IDLE_ABORTED))
 			continue;
 		/* idle as far as we know: but does it wait for its client? */
 		if (!txg_waits_for_client(i))
@@ -825,8 +850,8 @@ txg_registry_idle_since(TimestampTz threshold, int *n)
 		if (idle == NULL)
 			idle = palloc(sizeof(TxgIdleSession) * registry->nslots);
 		idle[count].procno = i;
-		idle[count].pid = pid;
-		idle[count].since = since;
+		idle[count].pid = h.pid;
+		idle[count].since = h.state_since;
 		count++;
 	}
 	*n = count;
@@ -958,28 +983,14 @@ txg_registry_observe_due(TimestampTz now, int *n, TimestampTz *next)
 		return NULL;
 	for (i = 0; i < registry->nslots; i++)
 	{
-		volatile TxgSlot *slot = &registry->slots[i];
-		uint32		before;
-		int			pid;
-		bool		valid;
-		TimestampTz xact_start;
-		int			limit;
+		SlotHeader h;
 		TimestampTz observe;
-		uint64		seq;
 
-		before = slot->changecount;
-		pg_read_barrier();
-		pid = slot->pid;
-		valid = slot->in_xact && slot->live;
-		xact_start = slot->xact_start;
-		limit = slot->observe_limit;
-		seq = slot->xact_seq;
-		pg_read_barrier();
-		if (before != slot->changecount || (before & 1) != 0)
+		if (!read_slot_header(i, &h))
 			continue;			/* changing: seen again next round */
-		if (pid == 0 || !valid || limit <= 0)
+		if (h.pid == 0 || !h.in_xact || !h.live || h.observe_limit <= 0)
 			continue;
-		observe = xact_start + (int64) limit * 1000;
+		observe = h.xact_start + (int64) h.observe_limit * 1000;
 		if (observe > now)
 		{
 			if (*next == 0 || observe < *next)
@@ -989,10 +1000,10 @@ txg_registry_observe_due(TimestampTz now, int *n, TimestampTz *next)
 		if (due == NULL)
 			due = palloc(sizeof(TxgObserveDue) * registry->nslots);
 		due[count].procno = i;
-		due[count].pid = pid;
-		due[count].xact_start = xact_start;
-		due[count].limit_ms = limit;
-		due[count].xact_seq = seq;
+		due[count].pid = h.pid;
+		due[count].xact_start = h.xact_start;
+		due[count].limit_ms = h.observe_limit;
+		due[count].xact_seq = h.xact_seq;
 		count++;
 	}
 	*n = count;
