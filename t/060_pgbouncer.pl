@@ -17,6 +17,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
+use IO::Socket::INET;
 use Time::HiRes qw(usleep);
 
 my $pgbouncer = -x '/usr/sbin/pgbouncer' ? '/usr/sbin/pgbouncer' : undef;
@@ -78,11 +79,18 @@ pidfile = $dir/pgbouncer.pid
 	close $ini;
 	my $h = IPC::Run::start([ $pgbouncer, "$dir/pgbouncer.ini" ],
 		'<', \undef, '>', "$dir/stdout", '2>', "$dir/stderr");
-	# wait until it accepts connections
+	# wait until it accepts connections: first its socket (a psql that
+	# cannot connect exits before taking its script, and the broken pipe
+	# ends the test), then a query through it
 	for (1 .. 100)
 	{
-		my ($rc) = bouncer_psql($port, $superuser, 'SELECT 1');
-		return ($h, $port) if $rc == 0;
+		my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port);
+		if ($sock)
+		{
+			close $sock;
+			my ($rc) = eval { bouncer_psql($port, $superuser, 'SELECT 1') };
+			return ($h, $port) if defined $rc && $rc == 0;
+		}
 		usleep(100_000);
 	}
 	die "pgbouncer did not start: " . slurp_file("$dir/pgbouncer.log");
