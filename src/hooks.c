@@ -447,13 +447,14 @@ txg_ProcessUtility(TXG_PROCESS_UTILITY_ARGS)
 	else
 	{
 		call_process_utility(TXG_PROCESS_UTILITY_PASS);
+		/* as for COMMIT of an aborted transaction block */
+		if (rolled_back && qc != NULL)
+			SetQueryCompletion(qc, CMDTAG_ROLLBACK, 0);
+		/* core reports a COMMIT it takes for a ROLLBACK as one */
 		if (kind != TXG_STMT_OTHER)
-			txg_session_statement_done();
+			txg_session_statement_done(rolled_back ||
+									   (qc != NULL && qc->commandTag == CMDTAG_ROLLBACK));
 	}
-
-	/* as for COMMIT of an aborted transaction block */
-	if (rolled_back && qc != NULL)
-		SetQueryCompletion(qc, CMDTAG_ROLLBACK, 0);
 }
 
 /*

@@ -348,7 +348,7 @@ extern void txg_session_parse(const char *text, int len, TxgStmtKind kind);
 extern void txg_session_statement(const char *text, int len,
 								  TxgStmtKind kind, bool chain);
 extern void txg_session_executor_statement(const char *text, int len);
-extern void txg_session_statement_done(void);
+extern void txg_session_statement_done(bool rolls_back);
 extern void txg_session_answer(bool error);
 extern void txg_session_nested(void);
 extern void txg_session_portal(void);

@@ -99,6 +99,7 @@ static char expired_status = 'T';
 static TxgStmtKind running_kind = TXG_STMT_OTHER;
 static bool running_chain = false;
 static bool running_done = false;	/* it returned without error */
+static bool running_rolls_back = false; /* a COMMIT core took for ROLLBACK */
 
 /* inside a top-level CALL or DO: its commits and rollbacks are its own */
 static bool in_call = false;
@@ -471,9 +472,10 @@ txg_session_executor_statement(const char *text, int len)
  * CHAIN outside a block fails instead, and its transaction with it.)
  */
 void
-txg_session_statement_done(void)
+txg_session_statement_done(bool rolls_back)
 {
 	running_done = true;
+	running_rolls_back = rolls_back;
 	switch (txg_session_state)
 	{
 		case SS_RUNNING:
@@ -803,8 +805,15 @@ txg_session_abort(void)
 {
 	bool		requested = !txg_session_committing &&
 		((running_done && running_kind == TXG_STMT_ROLLBACK) || in_call);
+	/*
+	 * Core chains after an abort only when the block's end was a rollback:
+	 * ROLLBACK, or a COMMIT it turned into one (a failed savepoint, or a
+	 * COMMIT past the deadline, see hooks.c).  A COMMIT that fails, on a
+	 * deferred constraint say, chains nothing.
+	 */
 	bool		chain = running_done && running_chain &&
-		(running_kind == TXG_STMT_ROLLBACK || running_kind == TXG_STMT_COMMIT);
+		(running_kind == TXG_STMT_ROLLBACK ||
+		 (running_kind == TXG_STMT_COMMIT && running_rolls_back));
 	bool		expired;
 	TxgOutcome	outcome;
 

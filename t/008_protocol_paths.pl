@@ -42,6 +42,8 @@ BEGIN
 	INSERT INTO log VALUES (2); ROLLBACK;
 	INSERT INTO log VALUES (3);
 END $$;
+CREATE TABLE parent (id int PRIMARY KEY);
+CREATE TABLE child (pid int REFERENCES parent DEFERRABLE INITIALLY DEFERRED);
 CREATE FUNCTION f_nested() RETURNS int LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM count(*) FROM log;
@@ -342,6 +344,22 @@ sub fastpath_oid
 	is(TxgWire::status($c->simple('COMMIT AND CHAIN')), 'T', 'chain: COMMIT AND CHAIN of the aborted block');
 	$c->simple('COMMIT');
 	is(delta($before), 'committed=2 failed=1', 'chain: committed, failed, committed');
+	$c->terminate;
+
+	# COMMIT AND CHAIN whose commit fails (a deferred foreign key): core
+	# rolls the block back and chains nothing, the session is idle
+	$c = session('chain-fails');
+	$before = stats();
+	my $offset = -s $node->logfile;
+	$c->simple('BEGIN');
+	$c->simple('INSERT INTO child VALUES (42)');
+	my @m = $c->simple('COMMIT AND CHAIN');
+	is(TxgWire::error_code(@m) . ' ' . TxgWire::status(@m), 'ERROR 23503 I',
+		'chain: a COMMIT AND CHAIN that fails leaves no transaction');
+	is(registry_row($c->pid, 'count(*)'), '0', 'chain: and none is listed');
+	is(TxgWire::status($c->simple('SELECT 1')), 'I', 'chain: the next statement runs on its own');
+	is(delta($before), 'committed=1 failed=1', 'chain: the block failed, the next statement committed');
+	is(log_line($offset, qr/unexpected event/), '', 'chain: no unexpected event');
 	$c->terminate;
 
 	# An aborted block, then only the Parse of its ROLLBACK AND CHAIN, with
