@@ -52,8 +52,8 @@ txg_update_end_threshold(void)
 
 	if (txg_log_min_duration >= 0)
 		threshold = (int64) txg_log_min_duration * 1000;
-	if (txg_observe_limit > 0)
-		threshold = Min(threshold, (int64) txg_observe_limit * 1000);
+	if (txg_observe_timeout > 0)
+		threshold = Min(threshold, (int64) txg_observe_timeout * 1000);
 	txg_end_threshold = threshold;
 }
 

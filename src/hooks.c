@@ -31,8 +31,8 @@
  *
  * Only regular client backends are followed.  Set-up happens once per
  * backend, in two halves: the callbacks once the client has authenticated,
- * the registry slot and the counters at its first ReadyForQuery.  On the per-statement path nothing
- * here takes a lock, allocates memory, or sets up an exception handler
+ * the registry slot and the counters at its first ReadyForQuery.  On the
+ * per-statement path nothing here takes a lock, allocates memory, or sets up an exception handler
  * (only CALL and DO, which may commit, get one).
  *
  *-------------------------------------------------------------------------
@@ -173,34 +173,39 @@ backend_exit(int code, Datum arg)
  * Is a statement with this source text the client's own?  See the file
  * header.
  */
-static inline bool
-is_client_text(const char *source)
-{
-	if (source == NULL || debug_query_string == NULL || in_client_utility)
-		return false;
-	return source == debug_query_string ||
-		strcmp(source, debug_query_string) == 0;
-}
-
-/*
- * The same for an executor that starts: also, without comparing texts, the
- * statement of a portal that a Bind message made from a named prepared
- * statement.  Only exec_bind_message gives a portal a prepStmtName, and
- * the portal being started or run is the ActivePortal; its own statements
- * have its own copy of the text, while anything nested in them (functions,
- * triggers) has texts of its own.
- */
-static inline bool
-is_client_executor(const char *source)
+static pg_attribute_always_inline bool
+client_source(const char *source, bool executor)
 {
 	if (source == NULL || debug_query_string == NULL || in_client_utility)
 		return false;
 	if (source == debug_query_string)
 		return true;
-	if (ActivePortal != NULL && ActivePortal->prepStmtName != NULL &&
+	/*
+	 * An executor that starts may also be that of a portal a Bind message
+	 * made from a named prepared statement, told without comparing texts:
+	 * only exec_bind_message gives a portal a prepStmtName, and the portal
+	 * being started or run is the ActivePortal; its own statements have its
+	 * own copy of the text, while anything nested in them (functions,
+	 * triggers) has texts of its own.
+	 */
+	if (executor && ActivePortal != NULL &&
+		ActivePortal->prepStmtName != NULL &&
 		ActivePortal->sourceText == source)
 		return true;
 	return strcmp(source, debug_query_string) == 0;
+}
+
+static inline bool
+is_client_text(const char *source)
+{
+	return client_source(source, false);
+}
+
+/* the same for an executor that starts */
+static inline bool
+is_client_executor(const char *source)
+{
+	return client_source(source, true);
 }
 
 /*

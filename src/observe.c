@@ -52,9 +52,6 @@ typedef struct TxgObserveShared
 
 static TxgObserveShared *observe = NULL;
 
-/* the setting as this backend has it */
-int			txg_observe_limit = 0;
-
 Size
 txg_observe_shmem_size(void)
 {
@@ -79,7 +76,7 @@ txg_observe_shmem_init(void)
 		for (i = 0; i < observe->nslots; i++)
 			pg_atomic_init_u64(&observe->reported[i], 0);
 		/* set in postgresql.conf: the postmaster's value counts too */
-		if (txg_observe_limit > 0)
+		if (txg_observe_timeout > 0)
 			pg_atomic_write_u32(&observe->in_use, 1);
 	}
 }
@@ -113,7 +110,7 @@ first_use(void)
 void
 txg_assign_observe_timeout(int newval, void *extra)
 {
-	txg_observe_limit = newval;
+	txg_observe_timeout = newval;	/* as core will, for what follows */
 	txg_update_end_threshold();
 	/* (the postmaster leaves shared memory alone) */
 	if (newval > 0 && observe != NULL && IsUnderPostmaster)
@@ -155,29 +152,32 @@ fill_event(TxgEventData *event, TimestampTz when, int limit_ms,
 }
 
 /*
- * This backend's transaction, started at "start", passed its observe-only
- * deadline and ends (or its top level aborts) at "end": report it, unless
- * the sentinel already has.  The registry still describes the
+ * This backend's transaction, started at "start", ends (or its top level
+ * aborts) at "end": if that is past its observe-only deadline, report it,
+ * unless the sentinel already has.  The registry still describes the
  * transaction.
  */
 void
-txg_observe_reached(TimestampTz start, TimestampTz end)
+txg_observe_ended(TimestampTz start, TimestampTz end)
 {
 	TxgEventData event;
 
-	if (!claim(txg_my_proc_number(), txg_registry_xact_seq()))
+	if (txg_observe_timeout <= 0 ||
+		end - start < (int64) txg_observe_timeout * 1000 ||
+		!claim(txg_my_proc_number(), txg_registry_xact_seq()))
 		return;
-	fill_event(&event, end, txg_observe_limit, txg_lock_waiters(), MyProcPid);
+	fill_event(&event, end, txg_observe_timeout, txg_lock_waiters(), MyProcPid);
 	txg_event_report(&event);
 	txg_stats_count_observed(MyDatabaseId);
 }
+
+/* the earliest deadline still to come at the sentinel's last round */
+static TimestampTz next_deadline = 0;
 
 /*
  * The sentinel's round: report the live transactions past their deadline
  * that nobody has reported yet.
  */
-static TimestampTz next_deadline = 0;
-
 void
 txg_observe_round(void)
 {

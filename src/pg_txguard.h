@@ -263,11 +263,10 @@ extern void txg_sentinel_attach_backend(void);
 extern bool txg_sentinel_shape_fatal(ErrorData *edata);
 
 /* observe.c: txguard.observe_timeout, a limit that is only reported */
-extern PGDLLIMPORT int txg_observe_limit;
 extern Size txg_observe_shmem_size(void);
 extern void txg_observe_shmem_init(void);
 extern void txg_assign_observe_timeout(int newval, void *extra);
-extern void txg_observe_reached(TimestampTz start, TimestampTz end);
+extern void txg_observe_ended(TimestampTz start, TimestampTz end);
 extern void txg_observe_round(void);
 extern void txg_observe_sentinel_started(void);
 extern long txg_observe_wait(void);

@@ -216,7 +216,7 @@ txg_registry_attach_backend(void)
 	slot->state = TXG_STATE_NONE;
 	slot->statements = 0;
 	slot->first_len = slot->last_len = 0;
-	slot->observe_limit = txg_observe_limit;
+	slot->observe_limit = txg_observe_timeout;
 	snprintf(slot->dbname, sizeof(slot->dbname), "%s",
 			 MyProcPort ? MyProcPort->database_name : "");
 	snprintf(slot->username, sizeof(slot->username), "%s",
@@ -271,6 +271,27 @@ trimmed(const char *text, int len, int *trimmed_len)
 		len--;
 	*trimmed_len = len;
 	return text;
+}
+
+/*
+ * A transaction's texts as readers see them, from a slot (or a copy of
+ * one) with its texts at "first" and "last": trimmed, and the first
+ * standing for the latest while there is one statement.
+ */
+static void
+texts_of(const TxgSlot *s, const char *first, const char *last,
+		 TxgXactInfo *info)
+{
+	if (s->first_len <= 0)
+		return;
+	info->first = trimmed(first, s->first_len, &info->first_len);
+	if (s->statements > 1)
+		info->last = trimmed(last, s->last_len, &info->last_len);
+	else
+	{
+		info->last = info->first;
+		info->last_len = info->first_len;
+	}
 }
 
 /* number of bytes of text to keep: whole characters, at most text_size */
@@ -537,17 +558,7 @@ txg_registry_self(TxgXactInfo *info)
 		return false;
 	info->xact_start = slot->xact_start;
 	info->statements = slot->statements;
-	if (slot->first_len > 0)
-	{
-		info->first = trimmed(slot->first, slot->first_len, &info->first_len);
-		if (slot->statements > 1)
-			info->last = trimmed(slot->last, slot->last_len, &info->last_len);
-		else
-		{
-			info->last = info->first;
-			info->last_len = info->first_len;
-		}
-	}
+	texts_of(slot, slot->first, slot->last, info);
 	return true;
 }
 
@@ -937,18 +948,13 @@ txguard_transactions(PG_FUNCTION_ARGS)
 		values[7] = Int64GetDatum(s->statements);
 		if (visible && s->first_len > 0)
 		{
-			const char *text;
-			int			len;
+			TxgXactInfo texts;
 
-			text = trimmed(copy.first, s->first_len, &len);
-			values[8] = PointerGetDatum(cstring_to_text_with_len(text, len));
-			if (s->statements > 1)
-			{
-				text = trimmed(copy.last, s->last_len, &len);
-				values[9] = PointerGetDatum(cstring_to_text_with_len(text, len));
-			}
-			else
-				values[9] = values[8];
+			texts_of(s, copy.first, copy.last, &texts);
+			values[8] = PointerGetDatum(cstring_to_text_with_len(texts.first,
+																 texts.first_len));
+			values[9] = PointerGetDatum(cstring_to_text_with_len(texts.last,
+																 texts.last_len));
 		}
 		else
 			nulls[8] = nulls[9] = true;
@@ -1039,16 +1045,6 @@ txg_registry_describe(int procno, int pid, uint64 seq,
 	memset(xact, 0, sizeof(TxgXactInfo));
 	xact->xact_start = s->xact_start;
 	xact->statements = s->statements;
-	if (s->first_len > 0)
-	{
-		xact->first = trimmed(copy.first, s->first_len, &xact->first_len);
-		if (s->statements > 1)
-			xact->last = trimmed(copy.last, s->last_len, &xact->last_len);
-		else
-		{
-			xact->last = xact->first;
-			xact->last_len = xact->first_len;
-		}
-	}
+	texts_of(s, copy.first, copy.last, xact);
 	return true;
 }

@@ -208,10 +208,8 @@ long_transaction_ended(TxgOutcome outcome, TimestampTz start, TimestampTz end)
 		end - start >= (int64) txg_log_min_duration * 1000)
 		txg_log_transaction("long_transaction", outcome_names[outcome], end);
 	/* an aborted block was reported, if at all, when its top level aborted */
-	if (txg_observe_limit > 0 &&
-		end - start >= (int64) txg_observe_limit * 1000 &&
-		txg_session_state != SS_ABORTED && txg_session_state != SS_IDLE_ABORTED)
-		txg_observe_reached(start, end);
+	if (txg_session_state != SS_ABORTED && txg_session_state != SS_IDLE_ABORTED)
+		txg_observe_ended(start, end);
 }
 
 /*
@@ -536,15 +534,11 @@ txg_session_answer(bool error)
 			break;
 		case SS_IDLE:
 		case SS_IDLE_SUBABORTED:
-			/* the same transaction: a message is being answered */
-			if (!error)
-			{
-				/* the wrap most often takes this case itself */
-				(void) txg_session_answer_idle();
-				break;
-			}
-			set_state(SS_RUNNING);
-			txg_registry_busy();
+			/*
+			 * The same transaction, now answering a message: the message
+			 * wrap most often takes this case itself.
+			 */
+			(void) txg_session_answer_idle();
 			break;
 		case SS_IDLE_EXPIRED:
 			set_state(SS_EXPIRED);
@@ -843,14 +837,9 @@ txg_session_abort(void)
 				/* an error in a block: it stays, aborted, holding no locks */
 				txg_timeout_flush();
 				txg_timeout_unguard();
-				if (unlikely(txg_observe_limit > 0))
-				{
-					TimestampTz end = callback_end_time();
-
-					/* the live part ended here: as far as the limits go */
-					if (end - xact_start >= (int64) txg_observe_limit * 1000)
-						txg_observe_reached(xact_start, end);
-				}
+				/* the live part ended here, as far as the limits go */
+				if (unlikely(txg_observe_timeout > 0))
+					txg_observe_ended(xact_start, callback_end_time());
 				block_outcome = outcome;
 				set_state(SS_ABORTED);
 				txg_registry_set_state(TXG_STATE_ACTIVE, false);

@@ -26,7 +26,7 @@
  * value is checked before any is used: it is loaded whole or not at all.
  *
  * A database's row lives as long as the database: a backend that counted
- * nothing makes none, DROP DATABASE removes it when it commits, and rows
+ * nothing makes none, DROP DATABASE removes it once it has run, and rows
  * of databases that no longer exist (no directory, in base/ or in a
  * tablespace) are reclaimed when the file is loaded and when the table is
  * full.
@@ -60,6 +60,12 @@
 
 #define STATS_FILE			PGSTAT_STAT_PERMANENT_DIRECTORY "/pg_txguard.stat"
 #define STATS_FILE_MAGIC	0x54584732	/* "TXG2": with a CRC-32C */
+
+/* the file: magic, stats_reset, number of rows, the rows, a CRC-32C */
+#define STATS_FILE_HEADER	(sizeof(uint32) + sizeof(TimestampTz) + sizeof(int32))
+#define STATS_FILE_MAX_SIZE	(STATS_FILE_HEADER + \
+							 STATS_MAX_DATABASES * sizeof(TxgDbCounts) + \
+							 sizeof(pg_crc32c))
 
 /* the longest duration a valid file can hold: a century */
 #define STATS_MAX_DURATION	((int64) 36525 * USECS_PER_DAY)
@@ -210,7 +216,7 @@ reclaim_dropped_databases(void)
 						dropped)));
 }
 
-/* DROP DATABASE committed: its row goes */
+/* DROP DATABASE has run: the database's row goes */
 void
 txg_stats_forget_database(Oid dbid)
 {
@@ -287,7 +293,7 @@ static const char *
 check_stats_file(const char *buf, Size len, TimestampTz *stats_reset,
 				 int32 *ndbs, TxgDbCounts **dbs)
 {
-	Size		header = sizeof(uint32) + sizeof(TimestampTz) + sizeof(int32);
+	Size		header = STATS_FILE_HEADER;
 	uint32		magic;
 	pg_crc32c	crc;
 	pg_crc32c	stored;
@@ -380,7 +386,7 @@ load_stats_file(void)
 				 errmsg("could not stat file \"%s\": %m", STATS_FILE)));
 		goto done;
 	}
-	if (st.st_size > (off_t) (64 + STATS_MAX_DATABASES * sizeof(TxgDbCounts)))
+	if (st.st_size > (off_t) STATS_FILE_MAX_SIZE)
 		problem = "it is too long";
 	else
 	{
@@ -505,18 +511,16 @@ txg_stats_attach_backend(void)
 	MyCounts = c;
 }
 
-/* count one outcome; the per-transaction path: no lock */
-void
-txg_stats_count(TxgOutcome outcome, int64 duration)
+/*
+ * Start a write of this backend's counters: counts of an older generation
+ * (a reset came since) start over.  No critical section: nothing between
+ * this and end_count can fail (see registry.c).
+ */
+static pg_attribute_always_inline void
+begin_count(TxgBackendCounts *c)
 {
-	TxgBackendCounts *c = MyCounts;
-	uint64		generation;
+	uint64		generation = pg_atomic_read_u64(&stats->generation);
 
-	if (c == NULL)
-		return;
-	generation = pg_atomic_read_u64(&stats->generation);
-
-	/* no critical section: nothing here can fail (see registry.c) */
 	c->changecount++;
 	pg_write_barrier();
 	if (c->generation != generation)
@@ -524,11 +528,28 @@ txg_stats_count(TxgOutcome outcome, int64 duration)
 		memset(&c->counts, 0, sizeof(TxgCounts));
 		c->generation = generation;
 	}
+}
+
+static pg_attribute_always_inline void
+end_count(TxgBackendCounts *c)
+{
+	pg_write_barrier();
+	c->changecount++;
+}
+
+/* count one outcome; the per-transaction path: no lock */
+void
+txg_stats_count(TxgOutcome outcome, int64 duration)
+{
+	TxgBackendCounts *c = MyCounts;
+
+	if (c == NULL)
+		return;
+	begin_count(c);
 	c->counts.n[outcome]++;
 	if (duration > c->counts.max_duration)
 		c->counts.max_duration = duration;
-	pg_write_barrier();
-	c->changecount++;
+	end_count(c);
 }
 
 /*
@@ -545,18 +566,9 @@ txg_stats_count_observed(Oid dbid)
 		return;
 	if (c != NULL && c->dbid == dbid)
 	{
-		uint64		generation = pg_atomic_read_u64(&stats->generation);
-
-		c->changecount++;
-		pg_write_barrier();
-		if (c->generation != generation)
-		{
-			memset(&c->counts, 0, sizeof(TxgCounts));
-			c->generation = generation;
-		}
+		begin_count(c);
 		c->counts.observed++;
-		pg_write_barrier();
-		c->changecount++;
+		end_count(c);
 		return;
 	}
 	LWLockAcquire(stats->lock, LW_EXCLUSIVE);
