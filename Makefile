@@ -18,6 +18,7 @@ OBJS = \
 	src/events.o \
 	src/timeout.o \
 	src/stats.o \
+	src/durations.o \
 	src/sentinel.o \
 	src/observe.o \
 	src/upsert.o \
@@ -38,7 +39,7 @@ PGFILEDESC = "pg_txguard - see, bound and prevent broken transactions"
 PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 
-REGRESS = setup guc_prefix registry registry_privacy timeout stats \
+REGRESS = setup guc_prefix registry registry_privacy timeout stats durations \
 	upsert upsert_batch upsert_security upsert_lock upsert_plan_cache \
 	upsert_probe
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --encoding=UTF8 \

@@ -153,10 +153,149 @@ COMMENT ON FUNCTION txguard.reset_stats() IS
 
 REVOKE ALL ON FUNCTION txguard.reset_stats() FROM PUBLIC;
 
+-- ------------------------------------------------------------------
+-- Transaction durations per (database, role, application_name)
+-- ------------------------------------------------------------------
+
+CREATE FUNCTION txguard._durations(
+    OUT dbid oid,
+    OUT userid oid,
+    OUT application_name text,
+    OUT transactions int8,
+    OUT mean interval,
+    OUT p50 interval,
+    OUT p95 interval,
+    OUT p99 interval,
+    OUT max interval,
+    OUT max_idle interval)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'txguard_durations'
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION txguard._durations() IS
+'Internal: the rows of txguard.durations, without names';
+
+CREATE VIEW txguard.durations AS
+SELECT d.datname,
+       r.rolname AS usename,
+       s.application_name,
+       s.transactions,
+       s.mean,
+       s.p50,
+       s.p95,
+       s.p99,
+       s.max,
+       s.max_idle
+  FROM txguard._durations() s
+  JOIN pg_catalog.pg_database d ON d.oid = s.dbid
+  LEFT JOIN pg_catalog.pg_roles r ON r.oid = s.userid;
+
+COMMENT ON VIEW txguard.durations IS
+'Transaction durations per database, role and application_name since the last txguard.reset_stats()';
+
+CREATE FUNCTION txguard._duration_histogram(
+    OUT dbid oid,
+    OUT userid oid,
+    OUT application_name text,
+    OUT le interval,
+    OUT count int8)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'txguard_duration_histogram'
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION txguard._duration_histogram() IS
+'Internal: the rows of txguard.duration_histogram, without names';
+
+CREATE VIEW txguard.duration_histogram AS
+SELECT d.datname,
+       r.rolname AS usename,
+       h.application_name,
+       h.le,
+       h.count
+  FROM txguard._duration_histogram() h
+  JOIN pg_catalog.pg_database d ON d.oid = h.dbid
+  LEFT JOIN pg_catalog.pg_roles r ON r.oid = h.userid;
+
+COMMENT ON VIEW txguard.duration_histogram IS
+'Transaction durations as cumulative buckets (le NULL: +Inf), per database, role and application_name';
+
+CREATE FUNCTION txguard._duration_bound(
+    timeout interval,
+    OUT counted_from interval,
+    OUT exact boolean)
+RETURNS record
+AS 'MODULE_PATHNAME', 'txguard_duration_bound'
+LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+
+COMMENT ON FUNCTION txguard._duration_bound(interval) IS
+'Internal: the bound of the duration histogram txguard.would_time_out() counts from';
+
+CREATE FUNCTION txguard._durations_longer(
+    counted_from interval,
+    OUT dbid oid,
+    OUT userid oid,
+    OUT application_name text,
+    OUT transactions int8,
+    OUT longer int8)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'txguard_durations_longer'
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION txguard._durations_longer(interval) IS
+'Internal: per key, ended transactions longer than a bound of the duration histogram';
+
+CREATE FUNCTION txguard.would_time_out(
+    timeout interval,
+    OUT datname name,
+    OUT usename name,
+    OUT application_name text,
+    OUT transactions int8,
+    OUT ended_longer int8,
+    OUT counted_from interval,
+    OUT exact boolean,
+    OUT open_longer int8)
+RETURNS SETOF record
+LANGUAGE sql STRICT VOLATILE PARALLEL RESTRICTED
+AS $$
+WITH bound AS (
+    SELECT b.counted_from, b.exact FROM txguard._duration_bound(timeout) b
+), ended AS (
+    SELECT d.datname, r.rolname AS usename, e.application_name,
+           e.transactions, e.longer
+      FROM bound, txguard._durations_longer(bound.counted_from) e
+      JOIN pg_catalog.pg_database d ON d.oid = e.dbid
+      LEFT JOIN pg_catalog.pg_roles r ON r.oid = e.userid
+), open AS (
+    SELECT t.datname, t.usename,
+           COALESCE(t.application_name, '') AS application_name,
+           count(*) AS n
+      FROM txguard.transactions t
+     WHERE pg_catalog.clock_timestamp() - t.xact_start > timeout
+     GROUP BY 1, 2, 3
+)
+SELECT COALESCE(e.datname, o.datname),
+       COALESCE(e.usename, o.usename),
+       COALESCE(e.application_name, o.application_name),
+       COALESCE(e.transactions, 0),
+       COALESCE(e.longer, 0),
+       bound.counted_from,
+       bound.exact,
+       COALESCE(o.n, 0)
+  FROM bound,
+       ended e FULL JOIN open o
+         ON o.datname = e.datname AND o.usename = e.usename
+        AND o.application_name = e.application_name
+$$;
+
+COMMENT ON FUNCTION txguard.would_time_out(interval) IS
+'Per database, role and application_name: ended transactions that lasted longer than the limit, and open ones older than it now';
+
 GRANT USAGE ON SCHEMA txguard TO PUBLIC;
 GRANT SELECT ON txguard.transactions TO PUBLIC;
 GRANT SELECT ON txguard.events TO PUBLIC;
 GRANT SELECT ON txguard.stats TO PUBLIC;
+GRANT SELECT ON txguard.durations TO PUBLIC;
+GRANT SELECT ON txguard.duration_histogram TO PUBLIC;
 
 -- ------------------------------------------------------------------
 -- Race-free helpers

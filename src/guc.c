@@ -38,6 +38,7 @@ int			txg_idle_blocker_timeout = 0;
 
 /* prepared statements the race-free helpers keep per session */
 int			txg_max_cached_plans = 256;
+int			txg_max_duration_keys = 1000;
 
 /*
  * The shortest duration at which a transaction's end needs a look: see
@@ -177,6 +178,19 @@ txg_define_gucs(void)
 							1,
 							1000000,
 							PGC_USERSET,
+							0,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("txguard.max_duration_keys",
+							"Sets the number of (database, role, application_name) keys whose transaction durations are kept.",
+							"Once this many keys are kept, the durations of new keys are counted in one \"(other)\" row per database.",
+							&txg_max_duration_keys,
+							1000,
+							0,
+							TXG_MAX_DURATION_KEYS,
+							PGC_POSTMASTER,
 							0,
 							NULL,
 							NULL,

@@ -14,10 +14,14 @@
 #include "compat.h"
 
 #include "datatype/timestamp.h"
+#include "lib/stringinfo.h"
+#include "port/atomics.h"
+#include "port/pg_bitutils.h"
 #include "nodes/nodes.h"
 #include "nodes/parsenodes.h"
 #include "storage/lwlock.h"
 #include "utils/elog.h"
+#include "utils/guc.h"
 
 /*
  * What the files of pg_txguard offer each other is not exported from the
@@ -103,6 +107,7 @@ extern int	txg_log_min_duration;
 extern int	txg_idle_blocker_timeout;
 extern int	txg_observe_timeout;
 extern int	txg_max_cached_plans;
+extern int	txg_max_duration_keys;
 extern void txg_define_gucs(void);
 
 /* shmem.c */
@@ -136,6 +141,7 @@ extern void txg_registry_open(TimestampTz xact_start, TimestampTz deadline,
 extern void txg_registry_open_continued(TimestampTz xact_start,
 										TimestampTz deadline);
 extern void txg_registry_close(void);
+extern void txg_registry_exit_idle(TimestampTz now);
 extern void txg_registry_parse(const char *text, int len);
 extern void txg_registry_statement(const char *text, int len, bool counted);
 extern void txg_registry_set_state(TxgState state, bool live);
@@ -245,14 +251,154 @@ typedef enum TxgOutcome
 	TXG_OUTCOME_COUNT
 } TxgOutcome;
 
+/* databases the counters' table can hold */
+#define TXG_MAX_DATABASES	1024
+
 extern Size txg_stats_shmem_size(void);
 extern void txg_stats_shmem_init(void);
 extern void txg_stats_attach_backend(void);
 extern void txg_stats_detach_backend(void);
-extern void txg_stats_count(TxgOutcome outcome, int64 duration);
 extern void txg_stats_forget_database(Oid dbid);
 extern void txg_stats_count_observed(Oid dbid);
 extern void txg_stats_recount(TxgOutcome from, TxgOutcome to);
+extern void txg_stats_idle(int64 idle);
+extern PGDLLIMPORT int64 *txg_stats_max_idle;
+
+/*
+ * A transaction waited "idle" microseconds for its client between two
+ * statements.  Inline, and one comparison with the slot's longest wait:
+ * a transaction of several statements passes here at each one.  (After a
+ * reset, the slot's longest is that of before until the transaction
+ * ends: a shorter wait of the transaction that spans the reset is missed.)
+ */
+static inline void
+txg_stats_note_idle(int64 idle)
+{
+	if (unlikely(idle > *txg_stats_max_idle))
+		txg_stats_idle(idle);
+}
+
+/* durations.c: transaction durations per (database, role, application) */
+#define TXG_DURATION_BOUNDS		22
+#define TXG_DURATION_BUCKETS	(TXG_DURATION_BOUNDS + 1)	/* last: +Inf */
+#define TXG_MAX_DURATION_KEYS	100000
+
+typedef struct TxgDurations
+{
+	int64		buckets[TXG_DURATION_BUCKETS];	/* transactions per bucket */
+	int64		sum;			/* of their durations, microseconds */
+	int64		max;			/* the longest, microseconds */
+	int64		max_idle;		/* the longest wait for the client between
+								 * two statements, microseconds */
+} TxgDurations;
+
+typedef struct TxgDurationKey
+{
+	Oid			dbid;
+	Oid			userid;			/* the role that logged in */
+	char		appname[NAMEDATALEN];
+	TxgDurations durations;
+} TxgDurationKey;
+
+extern PGDLLIMPORT const int64 txg_duration_bounds[TXG_DURATION_BUCKETS];
+extern PGDLLIMPORT uint8 txg_duration_first_bucket[64];
+
+/*
+ * The histogram bucket of a duration of "us" microseconds: the first
+ * whose bound is at least "us".  Per transaction, so without a call or a
+ * search: from the duration's power of two, at most two steps.
+ */
+static inline int
+txg_duration_bucket(int64 us)
+{
+	int			b;
+
+	if (us <= txg_duration_bounds[0])
+		return 0;
+	b = txg_duration_first_bucket[pg_leftmost_one_pos64((uint64) us)];
+	while (us > txg_duration_bounds[b])
+		b++;
+	return b;
+}
+
+extern void txg_durations_init(void);
+extern Size txg_durations_shmem_size(void);
+extern void txg_durations_shmem_init(void);
+extern void txg_durations_merge(TxgDurations *to, const TxgDurations *from);
+extern bool txg_durations_are_zero(const TxgDurations *d);
+extern void txg_durations_add(Oid dbid, Oid userid, const char *appname,
+							  const TxgDurations *d);
+extern void txg_durations_forget_database(Oid dbid);
+extern void txg_durations_reset(void);
+extern void txg_durations_serialize(StringInfo buf);
+extern const char *txg_durations_check_file(const char *buf, Size len);
+extern int	txg_durations_load_file(const char *buf, bool (*exists) (Oid dbid));
+extern int	txg_stats_live_durations(TxgDurationKey *out, int max);
+
+/*
+ * A backend's outcome counters and durations (stats.c), here for the
+ * per-transaction count below to be inline.
+ */
+typedef struct TxgCounts
+{
+	int64		n[TXG_OUTCOME_COUNT];
+	int64		max_duration;	/* microseconds */
+	int64		observed;		/* past txguard.observe_timeout */
+} TxgCounts;
+
+/*
+ * A backend's slot.  Its durations are those of its current key: its
+ * database, login role, and application_name (copied here when it
+ * changes).  Their longest is folded into counts.max_duration when they
+ * are handed over, so that a transaction's end updates one maximum.
+ */
+typedef struct TxgBackendCounts
+{
+	uint32		changecount;
+	uint64		generation;
+	Oid			dbid;
+	TxgCounts	counts;
+	Oid			userid;
+	char		appname[NAMEDATALEN];
+	TxgDurations durations;
+} TxgBackendCounts;
+
+extern PGDLLIMPORT TxgBackendCounts *txg_my_counts;
+extern PGDLLIMPORT pg_atomic_uint64 *txg_stats_generation;
+extern PGDLLIMPORT const char *txg_counted_appname;
+extern void txg_stats_key_changed(void);
+extern void txg_stats_new_generation(TxgBackendCounts *c, uint64 generation);
+
+/*
+ * Count a transaction's outcome and its duration in the backend's own
+ * slot: the per-transaction path, inline, without a lock.  The slot is
+ * written under its change counter, and counts of an older generation (a
+ * reset came since) start over.  A SET of application_name makes a new
+ * string: the durations so far go to the old key (txg_stats_key_changed).
+ */
+static pg_attribute_always_inline void
+txg_stats_count(TxgOutcome outcome, int64 duration)
+{
+	TxgBackendCounts *c = txg_my_counts;
+	uint64		generation;
+
+	if (c == NULL)
+		return;
+	if (unlikely(application_name != txg_counted_appname))
+		txg_stats_key_changed();
+	generation = pg_atomic_read_u64(txg_stats_generation);
+	c->changecount++;
+	pg_write_barrier();
+	if (unlikely(c->generation != generation))
+		txg_stats_new_generation(c, generation);
+	c->counts.n[outcome]++;
+	c->durations.buckets[txg_duration_bucket(duration)]++;
+	c->durations.sum += duration;
+	if (duration > c->durations.max)
+		c->durations.max = duration;
+	pg_write_barrier();
+	c->changecount++;
+}
 
 /* sentinel.c: the background worker that ends idle blockers */
 extern void txg_sentinel_register(void);

@@ -178,6 +178,18 @@ txg_registry_shmem_init(void)
 	}
 }
 
+/*
+ * The session leaves an idle state of its transaction at "now": how long
+ * it waited for its client goes to the durations (txguard.durations'
+ * max_idle).
+ */
+static inline void
+leave_idle(TxgSlot *slot, TimestampTz now)
+{
+	if (slot->state != TXG_STATE_ACTIVE)
+		txg_stats_note_idle(now - slot->state_since);
+}
+
 /* the session's application_name into its slot (while writing it) */
 static void
 copy_appname(TxgSlot *slot)
@@ -382,6 +394,19 @@ txg_registry_open_continued(TimestampTz xact_start, TimestampTz deadline)
 	slot_end_write(slot);
 }
 
+/*
+ * The backend leaves with its transaction open (see txg_session_exit): if
+ * it was waiting for its client, that wait ends now.
+ */
+void
+txg_registry_exit_idle(TimestampTz now)
+{
+	TxgSlot    *slot = MySlot;
+
+	if (slot != NULL && slot->in_xact)
+		leave_idle(slot, now);
+}
+
 /* the transaction the slot describes has ended */
 void
 txg_registry_close(void)
@@ -419,8 +444,11 @@ txg_registry_parse(const char *text, int len)
 	slot_begin_write(slot);
 	if (slot->state != TXG_STATE_ACTIVE)
 	{
+		TimestampTz now = GetCurrentStatementStartTimestamp();
+
+		leave_idle(slot, now);
 		slot->state = TXG_STATE_ACTIVE;
-		slot->state_since = GetCurrentStatementStartTimestamp();
+		slot->state_since = now;
 	}
 	if (keep)
 	{
@@ -451,8 +479,11 @@ txg_registry_statement(const char *text, int len, bool counted)
 	slot_begin_write(slot);
 	if (slot->state != TXG_STATE_ACTIVE)
 	{
+		TimestampTz now = GetCurrentStatementStartTimestamp();
+
+		leave_idle(slot, now);
 		slot->state = TXG_STATE_ACTIVE;
-		slot->state_since = GetCurrentStatementStartTimestamp();
+		slot->state_since = now;
 	}
 	if (counted)
 	{
@@ -483,10 +514,17 @@ txg_registry_set_state(TxgState state, bool live)
 	if (slot == NULL || !slot->in_xact)
 		return;
 	slot_begin_write(slot);
+	if (state == TXG_STATE_ACTIVE)
+	{
+		TimestampTz now = GetCurrentStatementStartTimestamp();
+
+		leave_idle(slot, now);
+		slot->state_since = now;
+	}
+	else
+		slot->state_since = txg_state_change_timestamp();
 	slot->state = state;
 	slot->live = live;
-	slot->state_since = state == TXG_STATE_ACTIVE ?
-		GetCurrentStatementStartTimestamp() : txg_state_change_timestamp();
 	slot_end_write(slot);
 }
 

@@ -1030,6 +1030,7 @@ txg_session_exit(void)
 		case SS_IDLE_ABORTED:
 		case SS_EXPIRED:
 		case SS_IDLE_EXPIRED:
+			txg_registry_exit_idle(GetCurrentTimestamp());
 			if (txg_timeout_terminated())
 				count_outcome(TXG_OUTCOME_TERMINATED, xact_start,
 							  GetCurrentTimestamp());

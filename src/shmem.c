@@ -30,6 +30,7 @@ txg_shmem_size(void)
 	Size		size = txg_registry_shmem_size();
 
 	size = add_size(size, txg_events_shmem_size());
+	size = add_size(size, txg_durations_shmem_size());
 	size = add_size(size, txg_stats_shmem_size());
 	size = add_size(size, txg_sentinel_shmem_size());
 	size = add_size(size, txg_observe_shmem_size());
@@ -56,6 +57,7 @@ txg_shmem_startup(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	txg_registry_shmem_init();
 	txg_events_shmem_init();
+	txg_durations_shmem_init();
 	txg_stats_shmem_init();
 	txg_sentinel_shmem_init();
 	txg_observe_shmem_init();

@@ -59,34 +59,24 @@
 #include "srf.h"
 
 #define STATS_FILE			PGSTAT_STAT_PERMANENT_DIRECTORY "/pg_txguard.stat"
-#define STATS_FILE_MAGIC	0x54584732	/* "TXG2": with a CRC-32C */
+#define STATS_FILE_MAGIC	0x54584733	/* "TXG3": with durations */
+#define STATS_FILE_MAGIC_2	0x54584732	/* "TXG2": without, still read */
 
-/* the file: magic, stats_reset, number of rows, the rows, a CRC-32C */
+/*
+ * The file: magic, stats_reset, number of rows, the rows, the durations
+ * (durations.c), a CRC-32C of all that.
+ */
 #define STATS_FILE_HEADER	(sizeof(uint32) + sizeof(TimestampTz) + sizeof(int32))
 #define STATS_FILE_MAX_SIZE	(STATS_FILE_HEADER + \
-							 STATS_MAX_DATABASES * sizeof(TxgDbCounts) + \
+							 TXG_MAX_DATABASES * sizeof(TxgDbCounts) + \
+							 2 * sizeof(int32) + \
+							 (TXG_MAX_DURATION_KEYS + TXG_MAX_DATABASES) * \
+							 sizeof(TxgDurationKey) + \
 							 sizeof(pg_crc32c))
 
 /* the longest duration a valid file can hold: a century */
 #define STATS_MAX_DURATION	((int64) 36525 * USECS_PER_DAY)
 
-/* databases the table can hold */
-#define STATS_MAX_DATABASES 1024
-
-typedef struct TxgCounts
-{
-	int64		n[TXG_OUTCOME_COUNT];
-	int64		max_duration;	/* microseconds */
-	int64		observed;		/* past txguard.observe_timeout */
-} TxgCounts;
-
-typedef struct TxgBackendCounts
-{
-	uint32		changecount;
-	uint64		generation;
-	Oid			dbid;
-	TxgCounts	counts;
-} TxgBackendCounts;
 
 typedef struct TxgDbCounts
 {
@@ -102,12 +92,26 @@ typedef struct TxgStats
 	int			nbackends;
 	int			ndbs;
 	bool		full_warned;
-	TxgDbCounts dbs[STATS_MAX_DATABASES];
+	TxgDbCounts dbs[TXG_MAX_DATABASES];
 	TxgBackendCounts backends[FLEXIBLE_ARRAY_MEMBER];
 } TxgStats;
 
 static TxgStats *stats = NULL;
-static TxgBackendCounts *MyCounts = NULL;
+
+/* this backend's slot, once attached (MyCounts for short) */
+TxgBackendCounts *txg_my_counts = NULL;
+#define MyCounts txg_my_counts
+
+/* the counters' generation (see txg_stats_count) */
+pg_atomic_uint64 *txg_stats_generation = NULL;
+
+/* the application_name value the slot's key was copied from */
+const char *txg_counted_appname = NULL;
+#define key_appname txg_counted_appname
+
+/* the slot's longest idle wait; before there is a slot, nothing is longer */
+static int64 no_max_idle = PG_INT64_MAX;
+int64	   *txg_stats_max_idle = &no_max_idle;
 
 static void stats_shmem_shutdown(int code, Datum arg);
 static void reclaim_dropped_databases(void);
@@ -236,6 +240,7 @@ txg_stats_forget_database(Oid dbid)
 			break;
 		}
 	}
+	txg_durations_forget_database(dbid);
 	LWLockRelease(stats->lock);
 }
 
@@ -250,14 +255,14 @@ db_entry(Oid dbid, bool create)
 			return &stats->dbs[i];
 	if (!create)
 		return NULL;
-	if (stats->ndbs >= STATS_MAX_DATABASES)
+	if (stats->ndbs >= TXG_MAX_DATABASES)
 		reclaim_dropped_databases();
-	if (stats->ndbs >= STATS_MAX_DATABASES)
+	if (stats->ndbs >= TXG_MAX_DATABASES)
 	{
 		if (!stats->full_warned)
 			ereport(LOG,
 					(errmsg("pg_txguard: transaction counters are kept for at most %d databases",
-							STATS_MAX_DATABASES)));
+							TXG_MAX_DATABASES)));
 		stats->full_warned = true;
 		return NULL;
 	}
@@ -287,30 +292,39 @@ last_shutdown_was_clean(void)
 
 /*
  * Check the contents of the statistics file, "len" bytes at "buf".
- * Returns NULL if they can be loaded, else why not.
+ * Returns NULL if they can be loaded, else why not; "*durations" is set to
+ * the durations' part (NULL in a file of the previous format, which has
+ * none).
  */
 static const char *
 check_stats_file(const char *buf, Size len, TimestampTz *stats_reset,
-				 int32 *ndbs, TxgDbCounts **dbs)
+				 int32 *ndbs, TxgDbCounts **dbs, const char **durations)
 {
 	Size		header = STATS_FILE_HEADER;
+	Size		counters;
 	uint32		magic;
 	pg_crc32c	crc;
 	pg_crc32c	stored;
 	TimestampTz now = GetCurrentTimestamp();
+	const char *problem;
 	int			i;
 	int			j;
 
+	*durations = NULL;
 	if (len < header + sizeof(pg_crc32c))
 		return "it is too short";
 	memcpy(&magic, buf, sizeof(magic));
-	if (magic != STATS_FILE_MAGIC)
+	if (magic != STATS_FILE_MAGIC && magic != STATS_FILE_MAGIC_2)
 		return "it is not in this version's format";
+
 	memcpy(stats_reset, buf + sizeof(uint32), sizeof(TimestampTz));
 	memcpy(ndbs, buf + sizeof(uint32) + sizeof(TimestampTz), sizeof(int32));
-	if (*ndbs < 0 || *ndbs > STATS_MAX_DATABASES)
+	if (*ndbs < 0 || *ndbs > TXG_MAX_DATABASES)
 		return "its number of databases is out of range";
-	if (len != header + *ndbs * sizeof(TxgDbCounts) + sizeof(pg_crc32c))
+	counters = header + *ndbs * sizeof(TxgDbCounts);
+	if (magic == STATS_FILE_MAGIC_2 ?
+		len != counters + sizeof(pg_crc32c) :
+		len < counters + sizeof(pg_crc32c))
 		return "its size does not match its number of databases";
 
 	INIT_CRC32C(crc);
@@ -342,6 +356,14 @@ check_stats_file(const char *buf, Size len, TimestampTz *stats_reset,
 			entry->counts.max_duration > STATS_MAX_DURATION)
 			return "it holds a longest duration out of range";
 	}
+	if (magic == STATS_FILE_MAGIC)
+	{
+		problem = txg_durations_check_file(buf + counters,
+										   len - counters - sizeof(pg_crc32c));
+		if (problem != NULL)
+			return problem;
+		*durations = buf + counters;
+	}
 	return NULL;
 }
 
@@ -359,6 +381,7 @@ load_stats_file(void)
 	TimestampTz stats_reset = 0;
 	int32		ndbs = 0;
 	TxgDbCounts *dbs = NULL;
+	const char *durations = NULL;
 	int			dropped;
 
 	file = AllocateFile(STATS_FILE, PG_BINARY_R);
@@ -394,7 +417,8 @@ load_stats_file(void)
 		if (fread(buf, 1, st.st_size, file) != (size_t) st.st_size)
 			problem = "it could not be read whole";
 		else
-			problem = check_stats_file(buf, st.st_size, &stats_reset, &ndbs, &dbs);
+			problem = check_stats_file(buf, st.st_size, &stats_reset, &ndbs,
+									   &dbs, &durations);
 	}
 	if (problem != NULL)
 	{
@@ -410,6 +434,14 @@ load_stats_file(void)
 		ereport(LOG,
 				(errmsg("pg_txguard: dropped the transaction counters of %d databases that no longer exist",
 						dropped)));
+	if (durations != NULL)
+	{
+		dropped = txg_durations_load_file(durations, database_directory_exists);
+		if (dropped > 0)
+			ereport(LOG,
+					(errmsg("pg_txguard: dropped the transaction durations of %d keys of databases that no longer exist",
+							dropped)));
+	}
 	stats->stats_reset = stats_reset;
 	memcpy(stats->dbs, dbs, ndbs * sizeof(TxgDbCounts));
 	stats->ndbs = ndbs;
@@ -438,6 +470,8 @@ txg_stats_shmem_init(void)
 		load_stats_file();
 	}
 
+	txg_stats_generation = &stats->generation;
+
 	/* the postmaster writes the table out at shutdown */
 	if (!IsUnderPostmaster)
 		on_shmem_exit(stats_shmem_shutdown, (Datum) 0);
@@ -450,6 +484,7 @@ stats_shmem_shutdown(int code, Datum arg)
 	uint32		magic = STATS_FILE_MAGIC;
 	int32		ndbs;
 	pg_crc32c	crc;
+	StringInfoData durations;
 
 	/* after a crash, or without shared memory, write nothing */
 	if (code != 0 || stats == NULL)
@@ -459,17 +494,21 @@ stats_shmem_shutdown(int code, Datum arg)
 	if (file == NULL)
 		goto error;
 	ndbs = stats->ndbs;
+	initStringInfo(&durations);
+	txg_durations_serialize(&durations);
 	INIT_CRC32C(crc);
 	COMP_CRC32C(crc, &magic, sizeof(magic));
 	COMP_CRC32C(crc, &stats->stats_reset, sizeof(TimestampTz));
 	COMP_CRC32C(crc, &ndbs, sizeof(ndbs));
 	if (ndbs > 0)
 		COMP_CRC32C(crc, stats->dbs, ndbs * sizeof(TxgDbCounts));
+	COMP_CRC32C(crc, durations.data, durations.len);
 	FIN_CRC32C(crc);
 	if (fwrite(&magic, sizeof(magic), 1, file) != 1 ||
 		fwrite(&stats->stats_reset, sizeof(TimestampTz), 1, file) != 1 ||
 		fwrite(&ndbs, sizeof(ndbs), 1, file) != 1 ||
 		(ndbs > 0 && fwrite(stats->dbs, sizeof(TxgDbCounts), ndbs, file) != (size_t) ndbs) ||
+		fwrite(durations.data, 1, durations.len, file) != (size_t) durations.len ||
 		fwrite(&crc, sizeof(crc), 1, file) != 1)
 		goto error;
 	if (FreeFile(file))
@@ -505,10 +544,25 @@ txg_stats_attach_backend(void)
 	c->dbid = MyDatabaseId;
 	c->generation = pg_atomic_read_u64(&stats->generation);
 	memset(&c->counts, 0, sizeof(TxgCounts));
+	c->userid = GetAuthenticatedUserId();
+	snprintf(c->appname, sizeof(c->appname), "%s",
+			 application_name ? application_name : "");
+	memset(&c->durations, 0, sizeof(TxgDurations));
 	pg_write_barrier();
 	c->changecount++;
 	END_CRIT_SECTION();
 	MyCounts = c;
+	key_appname = application_name;
+	txg_stats_max_idle = &c->durations.max_idle;
+}
+
+/* a reset came since the slot last counted: its counts start over */
+void
+txg_stats_new_generation(TxgBackendCounts *c, uint64 generation)
+{
+	memset(&c->counts, 0, sizeof(TxgCounts));
+	memset(&c->durations, 0, sizeof(TxgDurations));
+	c->generation = generation;
 }
 
 /*
@@ -516,7 +570,7 @@ txg_stats_attach_backend(void)
  * (a reset came since) start over.  No critical section: nothing between
  * this and end_count can fail (see registry.c).
  */
-static pg_attribute_always_inline void
+static inline void
 begin_count(TxgBackendCounts *c)
 {
 	uint64		generation = pg_atomic_read_u64(&stats->generation);
@@ -524,31 +578,77 @@ begin_count(TxgBackendCounts *c)
 	c->changecount++;
 	pg_write_barrier();
 	if (c->generation != generation)
-	{
-		memset(&c->counts, 0, sizeof(TxgCounts));
-		c->generation = generation;
-	}
+		txg_stats_new_generation(c, generation);
 }
 
-static pg_attribute_always_inline void
+static inline void
 end_count(TxgBackendCounts *c)
 {
 	pg_write_barrier();
 	c->changecount++;
 }
 
-/* count one outcome; the per-transaction path: no lock */
+/*
+ * Hand the slot's durations over to the table (durations.c), and its
+ * longest duration to its counters; lock held exclusive.  Readers hold it
+ * too, so they see the durations in one place or the other.
+ */
+static void
+hand_over_durations(TxgBackendCounts *c)
+{
+	if (c->generation != pg_atomic_read_u64(&stats->generation) ||
+		txg_durations_are_zero(&c->durations))
+		return;
+	txg_durations_add(c->dbid, c->userid, c->appname, &c->durations);
+	START_CRIT_SECTION();
+	c->changecount++;
+	pg_write_barrier();
+	c->counts.max_duration = Max(c->counts.max_duration, c->durations.max);
+	memset(&c->durations, 0, sizeof(TxgDurations));
+	pg_write_barrier();
+	c->changecount++;
+	END_CRIT_SECTION();
+}
+
+/*
+ * application_name changed since the slot's key was copied (a SET makes a
+ * new string): durations counted so far go to the old key.
+ */
 void
-txg_stats_count(TxgOutcome outcome, int64 duration)
+txg_stats_key_changed(void)
+{
+	TxgBackendCounts *c = MyCounts;
+	const char *appname = application_name ? application_name : "";
+
+	key_appname = application_name;
+	if (strcmp(c->appname, appname) == 0)
+		return;
+	LWLockAcquire(stats->lock, LW_EXCLUSIVE);
+	hand_over_durations(c);
+	c->changecount++;
+	pg_write_barrier();
+	snprintf(c->appname, sizeof(c->appname), "%s", appname);
+	pg_write_barrier();
+	c->changecount++;
+	LWLockRelease(stats->lock);
+}
+
+/*
+ * The transaction waited "idle" microseconds for its client between two
+ * statements (or before it ended), longer than the key's longest wait so
+ * far (see txg_stats_note_idle).  Counted for the key of the moment: a
+ * change of application_name is seen at the transaction's end.
+ */
+void
+txg_stats_idle(int64 idle)
 {
 	TxgBackendCounts *c = MyCounts;
 
 	if (c == NULL)
 		return;
 	begin_count(c);
-	c->counts.n[outcome]++;
-	if (duration > c->counts.max_duration)
-		c->counts.max_duration = duration;
+	if (idle > c->durations.max_idle)
+		c->durations.max_idle = idle;
 	end_count(c);
 }
 
@@ -612,6 +712,7 @@ txg_stats_detach_backend(void)
 	if (c == NULL)
 		return;
 	LWLockAcquire(stats->lock, LW_EXCLUSIVE);
+	hand_over_durations(c);
 	if (c->generation == pg_atomic_read_u64(&stats->generation) &&
 		!counts_are_zero(&c->counts))
 	{
@@ -630,6 +731,7 @@ txg_stats_detach_backend(void)
 	END_CRIT_SECTION();
 	LWLockRelease(stats->lock);
 	MyCounts = NULL;
+	txg_stats_max_idle = &no_max_idle;
 }
 
 static void
@@ -668,7 +770,7 @@ txguard_stats(PG_FUNCTION_ARGS)
 	txg_check_loaded();
 	txg_srf_begin(fcinfo, &srf);
 
-	dbs = palloc0(sizeof(TxgDbCounts) * (STATS_MAX_DATABASES + stats->nbackends));
+	dbs = palloc0(sizeof(TxgDbCounts) * (TXG_MAX_DATABASES + stats->nbackends));
 	LWLockAcquire(stats->lock, LW_SHARED);
 	generation = pg_atomic_read_u64(&stats->generation);
 	stats_reset = stats->stats_reset;
@@ -691,6 +793,8 @@ txguard_stats(PG_FUNCTION_ARGS)
 			ndbs++;
 		}
 		counts_add(&dbs[j].counts, &c.counts);
+		dbs[j].counts.max_duration = Max(dbs[j].counts.max_duration,
+										 c.durations.max);
 	}
 	LWLockRelease(stats->lock);
 
@@ -725,7 +829,38 @@ txguard_reset_stats(PG_FUNCTION_ARGS)
 	pg_atomic_fetch_add_u64(&stats->generation, 1);
 	stats->ndbs = 0;
 	stats->full_warned = false;
+	txg_durations_reset();
 	stats->stats_reset = GetCurrentTimestamp();
 	LWLockRelease(stats->lock);
 	PG_RETURN_VOID();
+}
+
+/*
+ * Copy the durations the live backends hold (of the current generation,
+ * not yet handed over) into "out", at most "max" of them; returns how
+ * many.  The caller holds the lock, shared.
+ */
+int
+txg_stats_live_durations(TxgDurationKey *out, int max)
+{
+	uint64		generation = pg_atomic_read_u64(&stats->generation);
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < stats->nbackends && n < max; i++)
+	{
+		TxgBackendCounts c;
+
+		read_backend_counts(i, &c);
+		if (c.dbid == InvalidOid || c.generation != generation ||
+			txg_durations_are_zero(&c.durations))
+			continue;
+		out[n].dbid = c.dbid;
+		out[n].userid = c.userid;
+		memcpy(out[n].appname, c.appname, NAMEDATALEN);
+		out[n].appname[NAMEDATALEN - 1] = '\0';
+		out[n].durations = c.durations;
+		n++;
+	}
+	return n;
 }

@@ -98,6 +98,9 @@ is(stats_reset(), $reset_before, 'stats_reset survives a clean restart');
 	like(slurp_file($node->logfile, $offset),
 		qr/dropped the transaction counters of 1 databases that no longer exist/,
 		'the reclaim is logged');
+	like(slurp_file($node->logfile, $offset),
+		qr/dropped the transaction durations of 1 keys of databases that no longer exist/,
+		'the durations of the dropped database go too, and the log says so');
 }
 
 # --- damaged files: loaded whole or not at all ---
@@ -119,10 +122,20 @@ sub crc32c
 }
 
 # layout: magic u32, stats_reset i64, ndbs i32, rows of 80 bytes (dbid,
-# pad, 7 counters, max_duration, observed), crc u32; the damage is done to the first row
+# pad, 7 counters, max_duration, observed), then the durations: nkeys i32,
+# keys of 280 bytes (dbid, userid, application_name 64 bytes, 23 buckets,
+# sum, max, max_idle), nothers i32, "(other)" rows of 280 bytes; crc u32.
+# The damage is done to the first row, or the first key.
+my $d1 = oid_of('d1');
+is($node->safe_psql('postgres', "SELECT sum(transactions) FROM txguard._durations() WHERE dbid = $d1"),
+	'3', 'd1 has the durations of its 3 transactions');
 $node->stop;
 my $good = slurp_file($file);
-is(length($good), 16 + 2 * 80 + 4, 'the file holds two rows (d1, and postgres where the checks run)');
+my $dstart = 16 + 2 * 80;
+is(unpack('V', $good), 0x54584733, 'the file is in the format with durations');
+my $nkeys = unpack('l<', substr($good, $dstart, 4));
+is($nkeys, 2, 'the durations of two keys (psql in d1, and in postgres where the checks run)');
+is(length($good), $dstart + 4 + $nkeys * 280 + 4 + 4, 'the file holds two rows, two keys and no (other) row');
 is(unpack('V', substr($good, -4)), crc32c(substr($good, 0, -4)), 'its checksum is CRC-32C');
 my $reset_in_file = unpack('q<', substr($good, 4, 8));
 
@@ -152,6 +165,23 @@ my %damaged = (
 		with_crc(substr(body(), 0, 4) . pack('q<', 4611686018427387000) . substr(body(), 12)),
 		qr/its reset time is out of range/ ],
 	'an older format' => [ pack('V', 0x54584731) . substr($good, 4), qr/it is not in this version's format/ ],
+	'a negative count of durations' => [
+		with_crc(substr(body(), 0, $dstart + 4 + 72) . pack('q<', -1) . substr(body(), $dstart + 4 + 80)),
+		qr/it holds a negative count of durations/ ],
+	'an application_name without its end' => [
+		with_crc(substr(body(), 0, $dstart + 4 + 8) . ('x' x 64) . substr(body(), $dstart + 4 + 72)),
+		qr/it holds an application_name that does not end/ ],
+	'two rows of durations for one key' => [
+		with_crc(substr(body(), 0, $dstart) . pack('l<', 2) . (substr(body(), $dstart + 4, 280) x 2)
+			. pack('l<', 0)),
+		qr/it holds two rows of durations for one key/ ],
+	'durations cut short' => [
+		with_crc(substr(body(), 0, $dstart) . pack('l<', $nkeys + 1) . substr(body(), $dstart + 4)),
+		qr/its durations are cut short/ ],
+	'a sum of durations past what its longest allows' => [
+		with_crc(substr(body(), 0, $dstart + 4 + 256) . pack('q<', 4611686018427387000)
+			. substr(body(), $dstart + 4 + 264)),
+		qr/it holds a sum of durations out of range/ ],
 );
 foreach my $what (sort keys %damaged)
 {
@@ -165,6 +195,8 @@ foreach my $what (sort keys %damaged)
 		qr/ignoring the statistics file "pg_stat\/pg_txguard.stat": $reason/,
 		"$what: rejected, and the log says why");
 	is(rows(), '', "$what: no counter loaded");
+	is($node->safe_psql('postgres', "SELECT count(*) FROM txguard._durations() WHERE dbid = $d1"),
+		'0', "$what: no durations loaded");
 	work('d1', 1);
 	is(rows(), 'd1 1 0', "$what: counting starts from zero");
 	is($node->safe_psql('postgres', "SELECT '" . stats_reset() . "'::timestamptz > '$reset_before'"),
@@ -180,6 +212,20 @@ foreach my $what (sort keys %damaged)
 	$node->start;
 	is(rows(), 'd1 3 0', 'the undamaged file loads');
 	is(stats_reset(), $reset_before, 'with its stats_reset');
+	is($node->safe_psql('postgres', "SELECT sum(transactions) FROM txguard._durations() WHERE dbid = $d1"),
+		'3', 'and its durations');
+}
+
+# a file of the previous format (no durations) still loads its counters
+{
+	$node->stop;
+	open(my $fh, '>:raw', $file) or die;
+	print $fh with_crc(pack('V', 0x54584732) . substr(body(), 4, $dstart - 4));
+	close $fh;
+	$node->start;
+	is(rows(), 'd1 3 0', 'a file of the previous format loads its counters');
+	is($node->safe_psql('postgres', "SELECT count(*) FROM txguard._durations() WHERE dbid = $d1"),
+		'0', 'and has no durations');
 }
 
 # --- an immediate shutdown starts the counters from zero, as a crash does ---
