@@ -41,6 +41,8 @@
  */
 #include "pg_txguard.h"
 
+#include <math.h>
+
 #include "access/htup_details.h"
 #include "common/int.h"
 #include "funcapi.h"
@@ -572,14 +574,16 @@ key_values(const DurationRow *row, Datum *values, bool *nulls)
 }
 
 /*
- * The q-quantile of "n" durations, estimated from the histogram: linear
- * inside the bucket that holds it, whose upper end is taken as the
- * longest duration when that is shorter (or the bucket is the last).
+ * The q-quantile of "n" durations, estimated from the histogram: the
+ * duration of rank ceil(q * n) (the nearest-rank definition), placed
+ * linearly inside the bucket that holds it, whose upper end is taken as
+ * the longest duration when that is shorter (or the bucket is the last).
+ * So the last rank is the longest duration, exactly.
  */
 static int64
 quantile(const TxgDurations *d, int64 n, double q)
 {
-	double		rank = q * n;
+	double		rank = Max(ceil(q * n), 1);
 	int64		below = 0;
 	int			b;
 

@@ -382,8 +382,7 @@ txg_stats_count(TxgOutcome outcome, int64 duration)
 	TxgBackendCounts *c = txg_my_counts;
 	uint64		generation;
 
-	if (c == NULL)
-		return;
+	/* (before the backend has its slot, and after, one that nobody reads) */
 	if (unlikely(application_name != txg_counted_appname))
 		txg_stats_key_changed();
 	generation = pg_atomic_read_u64(txg_stats_generation);

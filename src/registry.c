@@ -179,15 +179,13 @@ txg_registry_shmem_init(void)
 }
 
 /*
- * The session leaves an idle state of its transaction at "now": how long
- * it waited for its client goes to the durations (txguard.durations'
- * max_idle).
+ * The session, not active, becomes active at "now": how long it waited
+ * for its client goes to the durations (txguard.durations' max_idle).
  */
 static inline void
 leave_idle(TxgSlot *slot, TimestampTz now)
 {
-	if (slot->state != TXG_STATE_ACTIVE)
-		txg_stats_note_idle(now - slot->state_since);
+	txg_stats_note_idle(now - slot->state_since);
 }
 
 /* the session's application_name into its slot (while writing it) */
@@ -403,7 +401,7 @@ txg_registry_exit_idle(TimestampTz now)
 {
 	TxgSlot    *slot = MySlot;
 
-	if (slot != NULL && slot->in_xact)
+	if (slot != NULL && slot->in_xact && slot->state != TXG_STATE_ACTIVE)
 		leave_idle(slot, now);
 }
 
@@ -506,6 +504,20 @@ txg_registry_statement(const char *text, int len, bool counted)
 }
 
 /* the session's state changes; "live": the top level is not aborted */
+static pg_noinline void
+set_active(TxgSlot *slot, bool live)
+{
+	TimestampTz now = GetCurrentStatementStartTimestamp();
+
+	slot_begin_write(slot);
+	if (slot->state != TXG_STATE_ACTIVE)
+		leave_idle(slot, now);
+	slot->state = TXG_STATE_ACTIVE;
+	slot->live = live;
+	slot->state_since = now;
+	slot_end_write(slot);
+}
+
 void
 txg_registry_set_state(TxgState state, bool live)
 {
@@ -513,18 +525,16 @@ txg_registry_set_state(TxgState state, bool live)
 
 	if (slot == NULL || !slot->in_xact)
 		return;
-	slot_begin_write(slot);
 	if (state == TXG_STATE_ACTIVE)
 	{
-		TimestampTz now = GetCurrentStatementStartTimestamp();
-
-		leave_idle(slot, now);
-		slot->state_since = now;
+		/* a wait for the client ends: apart, to keep this path short */
+		set_active(slot, live);
+		return;
 	}
-	else
-		slot->state_since = txg_state_change_timestamp();
+	slot_begin_write(slot);
 	slot->state = state;
 	slot->live = live;
+	slot->state_since = txg_state_change_timestamp();
 	slot_end_write(slot);
 }
 

@@ -96,10 +96,22 @@ static TxgOutcome block_outcome = TXG_OUTCOME_COUNT;
 static char expired_status = 'T';
 
 /* the client statement running now, as far as its transaction cares */
-static TxgStmtKind running_kind = TXG_STMT_OTHER;
-static bool running_chain = false;
-static bool running_done = false;	/* it returned without error */
-static bool running_rolls_back = false; /* a COMMIT core took for ROLLBACK */
+typedef struct TxgRunning
+{
+	TxgStmtKind kind;
+	bool		chain;			/* AND CHAIN */
+	bool		done;			/* it returned without error */
+	bool		rolls_back;		/* a COMMIT core took for ROLLBACK */
+} TxgRunning;
+
+static TxgRunning running;
+
+/* nothing runs: one store (TXG_STMT_OTHER is 0) */
+static pg_attribute_always_inline void
+forget_running(void)
+{
+	running = (TxgRunning) {0};
+}
 
 /* inside a top-level CALL or DO: its commits and rollbacks are its own */
 static bool in_call = false;
@@ -261,9 +273,7 @@ xact_close(void)
 	txg_registry_close();
 	block_outcome = TXG_OUTCOME_COUNT;
 	xact_explicit = false;
-	running_kind = TXG_STMT_OTHER;
-	running_chain = false;
-	running_done = false;
+	forget_running();
 	set_state(SS_NO_XACT);
 }
 
@@ -402,9 +412,7 @@ statement(const char *text, int len, TxgStmtKind kind, bool chain)
 	switch (txg_session_state)
 	{
 		case SS_NO_XACT:
-			running_kind = kind;
-			running_chain = chain;
-			running_done = false;
+			running = (TxgRunning) {.kind = kind, .chain = chain};
 			xact_open(GetCurrentTransactionStartTimestamp(), false, false,
 					  txg_stmt_kind_counted(kind) ? text : NULL, len, true);
 			return;
@@ -444,9 +452,7 @@ statement(const char *text, int len, TxgStmtKind kind, bool chain)
 		case SS_EXITING:
 			return;
 	}
-	running_kind = kind;
-	running_chain = chain;
-	running_done = false;
+	running = (TxgRunning) {.kind = kind, .chain = chain};
 	txg_registry_statement(text, len, txg_stmt_kind_counted(kind));
 }
 
@@ -472,24 +478,24 @@ txg_session_executor_statement(const char *text, int len)
 void
 txg_session_statement_done(bool rolls_back)
 {
-	running_done = true;
-	running_rolls_back = rolls_back;
+	running.done = true;
+	running.rolls_back = rolls_back;
 	switch (txg_session_state)
 	{
 		case SS_RUNNING:
 		case SS_EXPIRED:
 			/* a block is one once BEGIN has returned: it may fail */
-			if (running_kind == TXG_STMT_BEGIN)
+			if (running.kind == TXG_STMT_BEGIN)
 				xact_explicit = true;
 			break;
 		case SS_ABORTED:
-			switch (running_kind)
+			switch (running.kind)
 			{
 				case TXG_STMT_COMMIT:
 				case TXG_STMT_ROLLBACK:
 				case TXG_STMT_PREPARE:
 					/* the aborted block is over; core cleans it up next */
-					aborted_block_end(running_chain);
+					aborted_block_end(running.chain);
 					break;
 				case TXG_STMT_OTHER:
 				case TXG_STMT_BEGIN:
@@ -664,8 +670,7 @@ txg_session_fastpath(Oid fn)
 		case SS_EXITING:
 			return;
 	}
-	running_kind = TXG_STMT_OTHER;
-	running_chain = false;
+	forget_running();
 	text = psprintf("fastpath function call: %s", format_procedure(fn));
 	txg_registry_statement(text, strlen(text), true);
 	pfree(text);
@@ -753,8 +758,8 @@ txg_session_pre_commit_expired(void)
 void
 txg_session_commit(void)
 {
-	bool		chain = running_kind == TXG_STMT_COMMIT && running_chain &&
-		running_done;
+	bool		chain = running.kind == TXG_STMT_COMMIT && running.chain &&
+		running.done;
 
 	txg_session_committing = false;
 	if (unlikely(txg_session_watch_nested))
@@ -798,16 +803,16 @@ void
 txg_session_abort(void)
 {
 	bool		requested = !txg_session_committing &&
-		((running_done && running_kind == TXG_STMT_ROLLBACK) || in_call);
+		((running.done && running.kind == TXG_STMT_ROLLBACK) || in_call);
 	/*
 	 * Core chains after an abort only when the block's end was a rollback:
 	 * ROLLBACK, or a COMMIT it turned into one (a failed savepoint, or a
 	 * COMMIT past the deadline, see hooks.c).  A COMMIT that fails, on a
 	 * deferred constraint say, chains nothing.
 	 */
-	bool		chain = running_done && running_chain &&
-		(running_kind == TXG_STMT_ROLLBACK ||
-		 (running_kind == TXG_STMT_COMMIT && running_rolls_back));
+	bool		chain = running.done && running.chain &&
+		(running.kind == TXG_STMT_ROLLBACK ||
+		 (running.kind == TXG_STMT_COMMIT && running.rolls_back));
 	bool		expired;
 	TxgOutcome	outcome;
 
@@ -831,8 +836,8 @@ txg_session_abort(void)
 			 * syntax error say.
 			 */
 			if (!requested && xact_explicit &&
-				running_kind != TXG_STMT_COMMIT &&
-				running_kind != TXG_STMT_PREPARE)
+				running.kind != TXG_STMT_COMMIT &&
+				running.kind != TXG_STMT_PREPARE)
 			{
 				/* an error in a block: it stays, aborted, holding no locks */
 				txg_timeout_flush();
@@ -919,9 +924,7 @@ txg_session_ready(char status)
 	txg_timeout_flush();
 	absorb_deadline();
 	/* no statement runs any more, no procedure, no commit */
-	running_kind = TXG_STMT_OTHER;
-	running_chain = false;
-	running_done = false;
+	forget_running();
 	in_call = false;
 	txg_session_committing = false;
 	if (unlikely(txg_session_watch_nested))

@@ -98,12 +98,20 @@ typedef struct TxgStats
 
 static TxgStats *stats = NULL;
 
-/* this backend's slot, once attached (MyCounts for short) */
-TxgBackendCounts *txg_my_counts = NULL;
+/*
+ * This backend's slot, once attached (MyCounts for short); until then, and
+ * once detached, a slot nobody reads, so that the per-transaction count
+ * needs no test.
+ */
+static TxgBackendCounts unread_counts;
+static pg_atomic_uint64 unread_generation;
+
+TxgBackendCounts *txg_my_counts = &unread_counts;
 #define MyCounts txg_my_counts
+#define attached(c) ((c) != &unread_counts)
 
 /* the counters' generation (see txg_stats_count) */
-pg_atomic_uint64 *txg_stats_generation = NULL;
+pg_atomic_uint64 *txg_stats_generation = &unread_generation;
 
 /* the application_name value the slot's key was copied from */
 const char *txg_counted_appname = NULL;
@@ -621,7 +629,7 @@ txg_stats_key_changed(void)
 	const char *appname = application_name ? application_name : "";
 
 	key_appname = application_name;
-	if (strcmp(c->appname, appname) == 0)
+	if (!attached(c) || strcmp(c->appname, appname) == 0)
 		return;
 	LWLockAcquire(stats->lock, LW_EXCLUSIVE);
 	hand_over_durations(c);
@@ -644,7 +652,7 @@ txg_stats_idle(int64 idle)
 {
 	TxgBackendCounts *c = MyCounts;
 
-	if (c == NULL)
+	if (!attached(c))
 		return;
 	begin_count(c);
 	if (idle > c->durations.max_idle)
@@ -664,7 +672,7 @@ txg_stats_count_observed(Oid dbid)
 
 	if (stats == NULL)
 		return;
-	if (c != NULL && c->dbid == dbid)
+	if (attached(c) && c->dbid == dbid)
 	{
 		begin_count(c);
 		c->counts.observed++;
@@ -690,7 +698,8 @@ txg_stats_recount(TxgOutcome from, TxgOutcome to)
 {
 	TxgBackendCounts *c = MyCounts;
 
-	if (c == NULL || c->generation != pg_atomic_read_u64(&stats->generation) ||
+	if (!attached(c) ||
+		c->generation != pg_atomic_read_u64(&stats->generation) ||
 		c->counts.n[from] == 0)
 		return;
 	START_CRIT_SECTION();
@@ -709,7 +718,7 @@ txg_stats_detach_backend(void)
 {
 	TxgBackendCounts *c = MyCounts;
 
-	if (c == NULL)
+	if (!attached(c))
 		return;
 	LWLockAcquire(stats->lock, LW_EXCLUSIVE);
 	hand_over_durations(c);
@@ -730,7 +739,7 @@ txg_stats_detach_backend(void)
 	c->changecount++;
 	END_CRIT_SECTION();
 	LWLockRelease(stats->lock);
-	MyCounts = NULL;
+	MyCounts = &unread_counts;
 	txg_stats_max_idle = &no_max_idle;
 }
 
