@@ -37,7 +37,10 @@ connection to another database checks, all along the run:
              transaction that finishes it), and one per COMMIT that fails
              inside a procedure (core aborts the procedure's transaction and
              the one it starts before the error leaves the CALL; txguard
-             counts one failed or timed_out transaction).
+             counts one failed or timed_out transaction).  And every
+             transaction counted has its duration: txguard.durations'
+             transactions of the fuzz database grew by as much as the
+             outcomes, and no key's max_idle exceeds its max.
 
 Python 3 standard library only.  Knobs (flags override environment):
   FUZZ_SECONDS (60)  FUZZ_SEED (1)  FUZZ_SESSIONS (5)  FUZZ_ACTIONS (all)
@@ -1163,7 +1166,8 @@ class Fuzzer:
         self.prepared_finished = 0
         self.failed_proc_commits = 0
         self.wait_backends_gone()
-        self.baseline = self.stats()
+        psd, txg, dur = self.stats()
+        self.baseline = (psd, txg, dur[0])
 
     # -- monitoring --
     def query(self, sql):
@@ -1347,7 +1351,10 @@ class Fuzzer:
                                    coalesce(sum(timed_out), 0), coalesce(sum(terminated), 0),
                                    coalesce(sum(blocker_terminated), 0)
                               FROM txguard._stats() WHERE dbid = %s''' % db)[0]
-        return psd, [int(x) for x in row]
+        dur = self.query('''SELECT coalesce(sum(transactions), 0),
+                                   count(*) FILTER (WHERE max_idle > max)
+                              FROM txguard._durations() WHERE dbid = %s''' % db)[0]
+        return psd, [int(x) for x in row], [int(x) for x in dur]
 
     def check_stats(self, label):
         """All sessions are closed: outcomes counted == transactions ended."""
@@ -1367,7 +1374,7 @@ class Fuzzer:
             self.wait_backends_gone()
         end = time.monotonic() + 3.0
         while True:
-            psd, txg = self.stats()
+            psd, txg, dur = self.stats()
             dpsd = psd - self.baseline[0]
             dtxg = [x - y for x, y in zip(txg, self.baseline[1])]
             adjust = self.a.startup_xacts * self.connections + \
@@ -1390,7 +1397,13 @@ class Fuzzer:
         else:
             print('stats %s: %d transactions ended, outcomes %s' % (label, expect, dtxg),
                   flush=True)
-        self.baseline = (psd, txg)
+        if dur[0] - self.baseline[2] != sum(dtxg):
+            self.fail('stats', '%s: txguard.durations counted %d transactions, the outcomes %d'
+                      % (label, dur[0] - self.baseline[2], sum(dtxg)))
+        if dur[1] != 0:
+            self.fail('stats', '%s: %d keys of txguard.durations have a max_idle longer than '
+                      'their longest transaction' % (label, dur[1]))
+        self.baseline = (psd, txg, dur[0])
         self.connections = 0
         self.prepared_finished = 0
         self.failed_proc_commits = 0
