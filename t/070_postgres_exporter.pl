@@ -5,8 +5,8 @@
 # Activity of known shape (commits, a cancelled statement, a writing
 # transaction idle while another session waits for its lock) must show in
 # the txguard_ metrics: the counters per database, the open transactions
-# per database and state, the events per kind; and no metric carries a
-# pid.
+# per database and state, the events per kind, the durations as a
+# histogram per key; and no metric carries a pid.
 use strict;
 use warnings;
 
@@ -16,6 +16,7 @@ use Test::More;
 use HTTP::Tiny;
 use IPC::Run;
 use Time::HiRes qw(usleep);
+use List::Util qw(max);
 
 my $exporter = '/usr/bin/prometheus-postgres-exporter';
 plan skip_all => 'prometheus-postgres-exporter is not installed (scripts/test installs it)'
@@ -102,6 +103,39 @@ cmp_ok(metric('txguard_transactions_oldest_seconds', %idle) // -1, '>', 0,
 is(metric('txguard_transactions_open', %active), '1', 'the waiter is an active transaction');
 is(metric('txguard_transactions_blocking', %active), '0', 'which blocks nobody');
 is(metric('txguard_events_events', kind => 'timeout_cancel'), '1', 'events per kind');
+
+# durations: per key of database "work", a histogram whose +Inf bucket is
+# the key's count, cumulative in le, with the 23 bounds in seconds
+my %keys;
+foreach my $line (split /\n/, $body)
+{
+	next unless $line =~ /^txguard_duration_bucket\{([^}]*)\} (\S+)$/;
+	my ($l, $v) = ($1, $2);
+	my %lab = map { /^(\w+)="(.*)"$/ ? ($1 => $2) : () } split /,(?=\w+=")/, $l;
+	next unless $lab{datname} eq 'work';
+	$keys{"$lab{usename}|$lab{application_name}"}{ $lab{le} } = $v;
+}
+ok(scalar(keys %keys) >= 1, 'txguard_duration_bucket has the keys of database work');
+my $total = 0;
+foreach my $k (sort keys %keys)
+{
+	my ($usename, $app) = split /\|/, $k, 2;
+	my %b = %{ $keys{$k} };
+	my @le = sort { ($a eq '+Inf' ? 9e99 : $a) <=> ($b eq '+Inf' ? 9e99 : $b) } keys %b;
+	is(join(' ', @le),
+		'0.001 0.002 0.005 0.01 0.02 0.05 0.1 0.2 0.5 1 2 5 10 20 30 60 120 300 600 1200 1800 3600 +Inf',
+		"$app: the bounds in seconds");
+	my @v = map { $b{$_} } @le;
+	is(join(' ', @v), join(' ', sort { $a <=> $b } @v), "$app: the buckets are cumulative");
+	is($b{'+Inf'}, metric('txguard_durations_count', datname => 'work', usename => $usename,
+			application_name => $app), "$app: the +Inf bucket is the count");
+	$total += $b{'+Inf'};
+}
+cmp_ok($total, '>=', 5 + 1, 'the durations count the commits and the cancelled statement');
+cmp_ok(max(map { metric('txguard_durations_max_seconds', datname => 'work', usename => (split /\|/, $_)[0],
+			application_name => (split /\|/, $_, 2)[1]) // 0 } keys %keys), '>=', 0.2,
+	'the longest transaction, in seconds');
+like($body, qr/^# TYPE txguard_duration_bucket counter$/m, 'the buckets are counters');
 
 my @pid_labels = grep { /^txguard_.*pid=/ } split /\n/, $body;
 is(scalar @pid_labels, 0, 'no metric has a pid label');
