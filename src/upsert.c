@@ -132,7 +132,7 @@ txg_open_call(FunctionCallInfo fcinfo, TxgCall *call, TxgOp op, bool batch)
 	if (PG_ARGISNULL(1))
 		txg_null_argument("vals");
 
-	relid = OidIsValid(typid) ? get_typ_typrelid(typid) : InvalidOid;
+	relid = OidIsValid(typid) ? txg_relid_of_type(typid) : InvalidOid;
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),

@@ -123,6 +123,7 @@ typedef struct TxgIndex
 typedef struct TxgRelInfo
 {
 	Oid			relid;
+	Oid			reltype;		/* the table's row type */
 	bool		valid;
 	MemoryContext cxt;
 	char		relkind;
@@ -214,6 +215,7 @@ txg_unpin_search_path(int nestlevel)
 /* upsert_relinfo.c */
 extern void txg_relinfo_cache_init(void);
 extern void txg_relinfo_invalidate(Oid relid);
+extern Oid	txg_relid_of_type(Oid typid);
 extern TxgRelInfo *txg_get_relinfo(Relation rel);
 extern AttrNumber txg_find_column(TxgRelInfo *info, const char *name, int len);
 extern char *txg_key_spelling(TxgRelInfo *info, TxgIndex *idx, int i);

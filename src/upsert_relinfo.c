@@ -11,6 +11,11 @@
  * changes; the next call builds a new one and buries the old context
  * (freed when no call is in progress).
  *
+ * The TxgRelInfo used last is also kept aside, so that a call on the same
+ * table as the one before finds it (and the table behind its row type)
+ * without a hash or syscache lookup.  It is forgotten when its entry is
+ * replaced, before its memory context is buried.
+ *
  * Reading a table's indexes takes locks, and taking a lock processes
  * pending invalidations: one may arrive while a TxgRelInfo is being built,
  * before there is an entry to mark stale.  As relcache.c does with its
@@ -58,6 +63,9 @@ typedef struct TxgRelEntry
 } TxgRelEntry;
 
 static HTAB *txg_relinfos = NULL;
+
+/* the TxgRelInfo returned last, valid or not; NULL once it is replaced */
+static TxgRelInfo *txg_last_relinfo = NULL;
 
 /* a TxgRelInfo being built, innermost first */
 typedef struct TxgBuild
@@ -482,6 +490,7 @@ txg_build_relinfo(Relation rel, MemoryContext cxt, TxgBuild *build)
 
 	info = palloc0(sizeof(TxgRelInfo));
 	info->relid = RelationGetRelid(rel);
+	info->reltype = rel->rd_rel->reltype;
 	info->valid = true;
 	info->cxt = cxt;
 	info->relkind = rel->rd_rel->relkind;
@@ -514,6 +523,35 @@ txg_build_relinfo(Relation rel, MemoryContext cxt, TxgBuild *build)
 	return info;
 }
 
+/*
+ * The table whose row type is typid, InvalidOid if it is not a table's.
+ * The table of the last call is known without a syscache lookup: a row
+ * type belongs to its table for the table's whole life, and dropping the
+ * table invalidates its TxgRelInfo.
+ */
+Oid
+txg_relid_of_type(Oid typid)
+{
+	TxgRelInfo *last = txg_last_relinfo;
+
+	if (last != NULL && last->valid && last->reltype == typid)
+		return last->relid;
+	return get_typ_typrelid(typid);
+}
+
+/* forget a TxgRelInfo whose memory context is about to be buried */
+static void
+txg_bury_relinfo(TxgRelInfo *info)
+{
+	if (txg_last_relinfo == info)
+		txg_last_relinfo = NULL;
+	txg_bury_cxt(info->cxt);
+}
+
+/*
+ * What the helpers know about rel, which the caller has opened and locked
+ * (so that any invalidation of it has been received).
+ */
 TxgRelInfo *
 txg_get_relinfo(Relation rel)
 {
@@ -523,13 +561,20 @@ txg_get_relinfo(Relation rel)
 	bool		found;
 	int			nestlevel;
 
+	info = txg_last_relinfo;
+	if (info != NULL && info->relid == relid && info->valid)
+		return info;
+
 	entry = hash_search(txg_relinfos, &relid, HASH_ENTER, &found);
 	if (!found)
 		entry->info = NULL;
 	if (entry->info != NULL && entry->info->valid)
+	{
+		txg_last_relinfo = entry->info;
 		return entry->info;
+	}
 	if (entry->info != NULL)
-		txg_bury_cxt(entry->info->cxt);
+		txg_bury_relinfo(entry->info);
 	entry->info = NULL;
 
 	nestlevel = txg_pin_search_path();
@@ -566,8 +611,9 @@ txg_get_relinfo(Relation rel)
 
 	/* a nested call may have built one meanwhile */
 	if (entry->info != NULL)
-		txg_bury_cxt(entry->info->cxt);
+		txg_bury_relinfo(entry->info);
 	entry->info = info;
+	txg_last_relinfo = info;
 	return info;
 }
 
