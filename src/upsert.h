@@ -152,7 +152,8 @@ typedef struct TxgRow
 	Datum		keyvals[INDEX_MAX_KEYS];
 	bool		keynulls[INDEX_MAX_KEYS];
 	uint32		nullmask;
-	bool	   *update;			/* per attribute: column to update */
+	bool	   *update;			/* per attribute: column to update (set by
+								 * txg_choose_update) */
 	int			nupdate;
 	/* results */
 	Datum		result;

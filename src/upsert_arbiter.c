@@ -484,7 +484,7 @@ txg_choose_update(TxgCall *call, TxgRow *row)
 	TxgRelInfo *info = call->info;
 	int			i;
 
-	row->update = palloc0(sizeof(bool) * Max(info->natts, 1));
+	/* row->update is all false, from txg_row_init() */
 	row->nupdate = 0;
 	if (call->op != TXG_OP_UPSERT)
 		return;

@@ -21,6 +21,7 @@
 #include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
@@ -228,20 +229,29 @@ txg_column_value(TxgColumn *col, JsonbValue *v, bool *isnull)
 						format_type_with_typemod(col->typid, col->typmod)),
 				 errhint("Pass the value as a string in the type's text form.")));
 	}
+	/* text's input function copies the string: copy it only once */
+	if (v->type == jbvString && col->infunc.fn_oid == F_TEXTIN)
+		return PointerGetDatum(cstring_to_text_with_len(v->val.string.val,
+														v->val.string.len));
 	return InputFunctionCall(&col->infunc, txg_scalar_text(v), col->ioparam,
 							 col->typmod);
 }
 
+/* an empty proposed row: its per-attribute arrays in one allocation */
 void
 txg_row_init(TxgCall *call, TxgRow *row, int ordinal)
 {
-	int			natts = call->info->natts;
+	int			natts = Max(call->info->natts, 1);
+	char	   *space;
 
 	memset(row, 0, sizeof(TxgRow));
 	row->ordinal = ordinal;
-	row->values = palloc0(sizeof(Datum) * Max(natts, 1));
-	row->nulls = palloc0(sizeof(bool) * Max(natts, 1));
-	row->present = palloc0(sizeof(bool) * Max(natts, 1));
+	space = palloc0(MAXALIGN(sizeof(Datum) * natts) + 3 * sizeof(bool) * natts);
+	row->values = (Datum *) space;
+	space += MAXALIGN(sizeof(Datum) * natts);
+	row->nulls = (bool *) space;
+	row->present = row->nulls + natts;
+	row->update = row->present + natts;
 }
 
 /* the column a key of vals names; one an INSERT may give a value */
