@@ -340,3 +340,22 @@ SELECT * FROM txguard.insert_or_get(NULL::subscribers, '{"name": "c"}', ARRAY['n
 SELECT * FROM txguard.insert_or_get(NULL::subscribers, '{"email": "c@example.com"}', ARRAY['lower(TRIM(BOTH FROM email))']);
 SELECT * FROM txguard.insert_or_get(NULL::subscribers, '{"name": null}', ARRAY['norm_name(name)']);
 SELECT count(*) AS subscribers FROM subscribers;
+
+--
+-- the arbiter inferred from a set of keys is remembered per table, and
+-- forgotten when the table's indexes change, rolled back changes included
+--
+CREATE TABLE remembered (a int UNIQUE, b int, c int);
+SELECT (r).*, created FROM txguard.insert_or_get_created(NULL::remembered, '{"a": 1, "b": 1}');
+SELECT (r).*, created FROM txguard.insert_or_get_created(NULL::remembered, '{"a": 1, "b": 2}');
+CREATE UNIQUE INDEX remembered_b ON remembered (b);
+SELECT (r).*, created FROM txguard.insert_or_get_created(NULL::remembered, '{"a": 1, "b": 2}');
+DROP INDEX remembered_b;
+ALTER TABLE remembered ADD PRIMARY KEY (b);
+SELECT (r).*, created FROM txguard.insert_or_get_created(NULL::remembered, '{"a": 2, "b": 1}');
+BEGIN;
+ALTER TABLE remembered DROP CONSTRAINT remembered_pkey;
+SELECT (r).*, created FROM txguard.insert_or_get_created(NULL::remembered, '{"a": 1, "b": 3}');
+ROLLBACK;
+SELECT (r).*, created FROM txguard.insert_or_get_created(NULL::remembered, '{"a": 3, "b": 1}');
+SELECT * FROM remembered ORDER BY a;

@@ -138,6 +138,9 @@ typedef struct TxgRelInfo
 	/* the probe's permission check: what the lookup statement would ask */
 	List	   *select_rtable;
 	List	   *select_perminfos;	/* NIL before 16 */
+	/* the arbiter last inferred from the keys of vals alone, and those keys */
+	TxgIndex   *inferred_arbiter;
+	bool	   *inferred_present;	/* natts entries, as TxgRow.present */
 } TxgRelInfo;
 
 /* one proposed row */

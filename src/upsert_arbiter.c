@@ -14,12 +14,19 @@
  * the same definition count as one, and the one left must be a unique,
  * non-deferrable index whose whole key comes from vals.
  *
+ * An arbiter inferred from the keys of vals alone (no partial index's
+ * predicate had to be evaluated for the row) is remembered in the table's
+ * TxgRelInfo with those keys: the next row with the same keys gets it
+ * without the search.  It goes with the TxgRelInfo when the table or one
+ * of its indexes changes.
+ *
  *-------------------------------------------------------------------------
  */
 #include "upsert.h"
 
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 
 static bool
 txg_same_index(TxgIndex *a, TxgIndex *b)
@@ -273,7 +280,7 @@ txg_candidates_by_names(TxgCall *call, TxgRow *row, List **outside)
  */
 static List *
 txg_candidates_by_keys(TxgCall *call, TxgRow *row, Bitmapset *given,
-					   List **outside)
+					   List **outside, bool *by_row)
 {
 	TxgRelInfo *info = call->info;
 	List	   *candidates = NIL;
@@ -294,6 +301,8 @@ txg_candidates_by_keys(TxgCall *call, TxgRow *row, Bitmapset *given,
 
 		if (!idx->usable || !bms_is_subset(idx->keycols, given))
 			continue;
+		if (idx->pred != NIL)
+			*by_row = true;
 		if (!txg_predicate_holds(call, row, idx))
 		{
 			*outside = lappend(*outside, idx);
@@ -416,19 +425,49 @@ txg_check_arbiter(TxgCall *call, TxgRow *row, TxgIndex *chosen)
 							   txg_index_columns(call->info, chosen))));
 }
 
+/* the arbiter remembered for rows with the keys of this one, or NULL */
+static inline TxgIndex *
+txg_remembered_arbiter(TxgRelInfo *info, TxgRow *row)
+{
+	if (info->inferred_arbiter == NULL ||
+		memcmp(info->inferred_present, row->present,
+			   sizeof(bool) * info->natts) != 0)
+		return NULL;
+	return info->inferred_arbiter;
+}
+
+static void
+txg_remember_arbiter(TxgRelInfo *info, TxgRow *row, TxgIndex *chosen)
+{
+	if (info->inferred_present == NULL)
+		info->inferred_present =
+			MemoryContextAlloc(info->cxt, sizeof(bool) * Max(info->natts, 1));
+	memcpy(info->inferred_present, row->present, sizeof(bool) * info->natts);
+	info->inferred_arbiter = chosen;
+}
+
 TxgIndex *
 txg_choose_arbiter(TxgCall *call, TxgRow *row)
 {
 	Bitmapset  *given;
 	List	   *candidates;
 	List	   *outside = NIL;	/* partial indexes the row falls outside */
+	bool		by_row = false; /* a predicate was evaluated for the row */
 	TxgIndex   *chosen;
+
+	if (call->conflict_columns == NIL)
+	{
+		chosen = txg_remembered_arbiter(call->info, row);
+		if (chosen != NULL)
+			return chosen;
+	}
 
 	given = txg_given_columns(call, row);
 	if (call->conflict_columns != NIL)
 		candidates = txg_candidates_by_names(call, row, &outside);
 	else
-		candidates = txg_candidates_by_keys(call, row, given, &outside);
+		candidates = txg_candidates_by_keys(call, row, given, &outside,
+											&by_row);
 	candidates = txg_drop_duplicate_indexes(candidates);
 
 	if (candidates == NIL)
@@ -437,6 +476,8 @@ txg_choose_arbiter(TxgCall *call, TxgRow *row)
 		txg_report_ambiguous(call, candidates);
 	chosen = (TxgIndex *) linitial(candidates);
 	txg_check_arbiter(call, row, chosen);
+	if (call->conflict_columns == NIL && !by_row)
+		txg_remember_arbiter(call->info, row, chosen);
 	return chosen;
 }
 
