@@ -138,6 +138,10 @@ typedef struct TxgRelInfo
 	/* the probe's permission check: what the lookup statement would ask */
 	List	   *select_rtable;
 	List	   *select_perminfos;	/* NIL before 16 */
+	/* the probe's slot for the table's rows, kept between calls */
+	MemoryContext probe_cxt;	/* holds the slot; NULL when there is none */
+	TupleTableSlot *probe_slot;
+	bool		probe_busy;		/* a scan into the slot has not ended */
 	/* the arbiter last inferred from the keys of vals alone, and those keys */
 	TxgIndex   *inferred_arbiter;
 	bool	   *inferred_present;	/* natts entries, as TxgRow.present */

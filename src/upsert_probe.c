@@ -45,6 +45,14 @@
  *	- the permission check fails, so that the error is the statement's.
  * Triggers do not fire for reads, so they make no difference.
  *
+ * The slot the heap fetch fills is made once per table, with a copy of the
+ * table's descriptor (no reference to count), and kept in the TxgRelInfo.
+ * It is emptied, its buffer pin released, as soon as the row is copied out.
+ * An error in between leaves it holding a pin that the abort releases:
+ * such a slot is never touched again, only its memory freed, and the next
+ * probe makes a new one.  Nothing the scan runs can call the helpers, so
+ * one slot per table is enough.
+ *
  *-------------------------------------------------------------------------
  */
 #include "upsert.h"
@@ -96,6 +104,33 @@ txg_probe_row_datum(TxgCall *call, TupleTableSlot *slot)
 	return d;
 }
 
+/* the table's slot for the probe, made on first use or after an error */
+static TupleTableSlot *
+txg_probe_slot(TxgRelInfo *info, Relation rel)
+{
+	MemoryContext old;
+
+	if (info->probe_busy)
+	{
+		/* the last scan failed: the abort released the slot's pin */
+		MemoryContextDelete(info->probe_cxt);
+		info->probe_cxt = NULL;
+		info->probe_slot = NULL;
+		info->probe_busy = false;
+	}
+	if (info->probe_slot != NULL)
+		return info->probe_slot;
+
+	info->probe_cxt = AllocSetContextCreate(info->cxt, "txguard probe slot",
+											ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(info->probe_cxt);
+	info->probe_slot =
+		MakeSingleTupleTableSlot(CreateTupleDescCopy(RelationGetDescr(rel)),
+								 table_slot_callbacks(rel));
+	MemoryContextSwitchTo(old);
+	return info->probe_slot;
+}
+
 /*
  * Look the key of *row up in its arbiter index, as the lookup statement
  * would; TXG_PROBE_FALLBACK when the statement must run instead.
@@ -132,14 +167,16 @@ txg_probe(TxgCall *call, TxgRow *row, Datum *result)
 	snapshot = GetTransactionSnapshot();
 
 	irel = index_open(idx->indexoid, AccessShareLock);
-	slot = table_slot_create(rel, NULL);
+	slot = txg_probe_slot(call->info, rel);
+	call->info->probe_busy = true;
 	scan = txg_index_beginscan(rel, irel, snapshot, idx->nkeys);
 	index_rescan(scan, keys, idx->nkeys, NULL, 0);
 	found = index_getnext_slot(scan, ForwardScanDirection, slot);
 	if (found)
 		*result = txg_probe_row_datum(call, slot);
+	ExecClearTuple(slot);
 	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
+	call->info->probe_busy = false;
 	index_close(irel, NoLock);
 
 	ereport(DEBUG1,
