@@ -295,39 +295,52 @@ txg_key_column(TxgCall *call, TxgRow *row, JsonbValue *key)
 	return attnum;
 }
 
-/* one JSON object of vals into a proposed row */
+/*
+ * One JSON object of vals into a proposed row.  The keys are read where
+ * jsonb keeps them, as its iterator reads them (the object's first
+ * JsonContainerSize() entries, in storage order), and each value is
+ * fetched by its key: the same pairs in the same order, without the
+ * iterator's allocations.
+ */
 void
 txg_parse_object(TxgCall *call, JsonbContainer *container, TxgRow *row)
 {
 	TxgRelInfo *info = call->info;
-	JsonbIterator *it = JsonbIteratorInit(container);
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-	AttrNumber	attnum = 0;
+	int			npairs = JsonContainerSize(container);
+	char	   *keydata = (char *) &container->children[npairs * 2];
 	ErrorContextCallback errcb;
+	int			i;
 
+	Assert(JsonContainerIsObject(container));
 	errcb.callback = txg_value_error_callback;
 	errcb.arg = call;
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	for (i = 0; i < npairs; i++)
 	{
-		if (tok == WJB_KEY)
-			attnum = txg_key_column(call, row, &v);
-		else if (tok == WJB_VALUE)
-		{
-			TxgColumn  *col = &info->cols[attnum - 1];
+		JsonbValue	key;
+		JsonbValue	v;
+		AttrNumber	attnum;
+		TxgColumn  *col;
 
-			call->ctx_column = col->name;
-			call->ctx_element = call->batch ? row->ordinal : -1;
-			row->values[attnum - 1] = txg_column_value(col, &v,
-													   &row->nulls[attnum - 1]);
-			call->ctx_column = NULL;
-			if (!row->present[attnum - 1])
-				row->ncols++;
-			row->present[attnum - 1] = true;
-		}
+		key.type = jbvString;
+		key.val.string.val = keydata + getJsonbOffset(container, i);
+		key.val.string.len = getJsonbLength(container, i);
+		attnum = txg_key_column(call, row, &key);
+		if (getKeyJsonValueFromContainer(container, key.val.string.val,
+										 key.val.string.len, &v) == NULL)
+			elog(ERROR, "jsonb object has no value for its own key");
+
+		col = &info->cols[attnum - 1];
+		call->ctx_column = col->name;
+		call->ctx_element = call->batch ? row->ordinal : -1;
+		row->values[attnum - 1] = txg_column_value(col, &v,
+												   &row->nulls[attnum - 1]);
+		call->ctx_column = NULL;
+		if (!row->present[attnum - 1])
+			row->ncols++;
+		row->present[attnum - 1] = true;
 	}
 	error_context_stack = errcb.previous;
 }
