@@ -184,6 +184,9 @@ txg_close_call(TxgCall *call)
  * ----------------------------------------------------------------
  */
 
+/* a table this wide or narrower has its row compared on the stack */
+#define TXG_SMALL_NATTS 32
+
 /* would updating the existing row with vals change any column? */
 static bool
 txg_row_differs(TxgCall *call, TxgRow *row, Datum existing)
@@ -192,10 +195,17 @@ txg_row_differs(TxgCall *call, TxgRow *row, Datum existing)
 	TupleDesc	tupdesc = RelationGetDescr(call->rel);
 	HeapTupleHeader th = txg_datum_get_tuple_header(existing);
 	HeapTupleData tuple;
-	Datum	   *values = palloc(sizeof(Datum) * Max(info->natts, 1));
-	bool	   *nulls = palloc(sizeof(bool) * Max(info->natts, 1));
+	Datum		values_buf[TXG_SMALL_NATTS];
+	bool		nulls_buf[TXG_SMALL_NATTS];
+	Datum	   *values = values_buf;
+	bool	   *nulls = nulls_buf;
 	int			i;
 
+	if (info->natts > TXG_SMALL_NATTS)
+	{
+		values = palloc(sizeof(Datum) * info->natts);
+		nulls = palloc(sizeof(bool) * info->natts);
+	}
 	tuple.t_len = HeapTupleHeaderGetDatumLength(th);
 	ItemPointerSetInvalid(&tuple.t_self);
 	tuple.t_tableOid = InvalidOid;

@@ -62,6 +62,7 @@ typedef enum TxgPlanKind
 typedef struct TxgColumn
 {
 	char	   *name;
+	int			namelen;		/* strlen(name) */
 	bool		dropped;
 	char		identity;
 	char		generated;

@@ -438,6 +438,7 @@ txg_build_column(TxgColumn *col, Relation rel, int i, MemoryContext cxt)
 	Oid			infunc;
 
 	col->name = pstrdup(NameStr(att->attname));
+	col->namelen = strlen(col->name);
 	col->dropped = att->attisdropped;
 	if (col->dropped)
 		return;
@@ -661,8 +662,8 @@ txg_find_column(TxgRelInfo *info, const char *name, int len)
 	{
 		TxgColumn  *col = &info->cols[i];
 
-		if (!col->dropped && strncmp(col->name, name, len) == 0 &&
-			col->name[len] == '\0')
+		if (col->namelen == len && !col->dropped &&
+			memcmp(col->name, name, len) == 0)
 			return i + 1;
 	}
 	return 0;
