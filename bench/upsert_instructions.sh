@@ -9,6 +9,10 @@
 #
 #   base       SELECT :k                              (what is subtracted)
 #   lookup     SELECT * FROM users WHERE email = $1   (the yardstick)
+#   lookup_json  SELECT * FROM users WHERE email = (vals)->>'email', with
+#              the helper's vals: the plain lookup given the same jsonb
+#   populate   SELECT * FROM jsonb_populate_record(NULL::users, vals): a
+#              built-in function of the same shape in FROM, no table read
 #   plpgsql    SELECT * FROM a PL/pgSQL get-or-create function (SELECT,
 #              then INSERT ... ON CONFLICT DO NOTHING RETURNING, then
 #              SELECT again)
@@ -30,15 +34,20 @@
 # - short run of N) / 2N with fixed seeds, not counting the wait for the
 # client's next message.  do_update runs last, since it writes.
 #
-#   bench/upsert_instructions.sh [-b PGBIN] [-n N] [-r ROWS] [-k]
+#   bench/upsert_instructions.sh [-b PGBIN] [-n N] [-r ROWS] [-P ROWS] [-k]
 #     -b  PostgreSQL bin directory (default /usr/lib/postgresql/15/bin);
 #         pg_txguard must be installed there (make install
 #         PG_CONFIG=PGBIN/pg_config): CREATE EXTENSION loads the library
 #         from $libdir, so an uninstalled build cannot be measured
 #     -n  transactions in the short run; the long run has 3N (default 500)
-#     -r  rows, comma-separated, from lookup,plpgsql,helper,upsert,do_update
-#         (default: all; base always runs)
-#     -k  keep the work directory (server log, cachegrind files cg.PID)
+#     -r  rows, comma-separated, from lookup,lookup_json,populate,plpgsql,
+#         helper,upsert,do_update (default: all; base always runs)
+#     -P  profile too: run under callgrind rather than cachegrind (slower;
+#         the same counts) and print, for the rows given (comma-separated,
+#         among those of -r), the instructions per transaction spent in
+#         each function, calls included, side by side, the largest first
+#         (static functions of a stripped postgres show as addresses)
+#     -k  keep the work directory (server log, valgrind files cg.PID)
 #
 # Needs valgrind and PostgreSQL (Debian: apt-get install valgrind
 # postgresql-15).  Runs as root (the server then runs as user postgres;
@@ -47,7 +56,8 @@ set -euo pipefail
 
 PGBIN=/usr/lib/postgresql/15/bin
 N=500
-ROWS=lookup,plpgsql,helper,upsert,do_update
+ROWS=lookup,lookup_json,populate,plpgsql,helper,upsert,do_update
+PROFILE=""
 KEEP=0
 SEED_SHORT=7
 SEED_LONG=11
@@ -57,11 +67,12 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 die() { printf 'upsert_instructions.sh: %s\n' "$*" >&2; exit 1; }
 say() { printf '  %s\n' "$*" >&2; }
 
-while getopts "b:n:r:kh" o; do
+while getopts "b:n:r:P:kh" o; do
 	case $o in
 		b) PGBIN=$OPTARG ;;
 		n) N=$OPTARG ;;
 		r) ROWS=$OPTARG ;;
+		P) PROFILE=$OPTARG ;;
 		k) KEEP=1 ;;
 		*) usage ;;
 	esac
@@ -71,12 +82,17 @@ shift $((OPTIND - 1))
 [[ $N =~ ^[1-9][0-9]*$ ]] || die "-n wants a positive number"
 IFS=, read -r -a ROW_LIST <<<"$ROWS"
 for r in "${ROW_LIST[@]}"; do
-	[[ $r =~ ^(lookup|plpgsql|helper|upsert|do_update)$ ]] ||
-		die "unknown row $r (lookup, plpgsql, helper, upsert, do_update)"
+	[[ $r =~ ^(lookup|lookup_json|populate|plpgsql|helper|upsert|do_update)$ ]] ||
+		die "unknown row $r (lookup, lookup_json, populate, plpgsql, helper, upsert, do_update)"
 done
 ROW_LIST=(base "${ROW_LIST[@]}")
+IFS=, read -r -a PROFILE_LIST <<<"$PROFILE"
+for r in "${PROFILE_LIST[@]}"; do
+	[[ " ${ROW_LIST[*]} " == *" $r "* ]] || die "-P $r: not a row of this run"
+done
 
 command -v valgrind >/dev/null || die "valgrind is not installed (apt-get install valgrind)"
+[ -z "$PROFILE" ] || command -v python3 >/dev/null || die "python3 is not installed (needed by -P)"
 [ -x "$PGBIN/postgres" ] && [ -x "$PGBIN/pgbench" ] ||
 	die "no postgres and pgbench in $PGBIN (apt-get install postgresql-15, or give -b)"
 PKGLIBDIR=$("$PGBIN/pg_config" --pkglibdir 2>/dev/null) || PKGLIBDIR=$(dirname "$PGBIN")/lib
@@ -113,6 +129,8 @@ script() {
 	case $1 in
 		base) echo "SELECT :k;" ;;
 		lookup) echo "SELECT * FROM users WHERE email = $email;" ;;
+		lookup_json) echo "SELECT * FROM users WHERE email = $json ->> 'email';" ;;
+		populate) echo "SELECT * FROM jsonb_populate_record(NULL::users, $json);" ;;
 		plpgsql) echo "SELECT * FROM get_or_create_user($email);" ;;
 		helper) echo "SELECT * FROM txguard.insert_or_get(NULL::users, $json);" ;;
 		upsert) echo "SELECT * FROM txguard.upsert(NULL::users, $json_name);" ;;
@@ -123,6 +141,8 @@ label() {
 	case $1 in
 		base) echo '`SELECT :k` (subtracted)' ;;
 		lookup) echo '`SELECT * FROM users WHERE email = $1`' ;;
+		lookup_json) echo '`SELECT * FROM users WHERE email = (vals)->>'"'email'"'`, the same `vals` as the helper'"'"'s' ;;
+		populate) echo '`SELECT * FROM jsonb_populate_record(NULL::users, vals)`, no table read' ;;
 		plpgsql) echo 'PL/pgSQL get-or-create (`SELECT`, then `INSERT ... ON CONFLICT DO NOTHING`)' ;;
 		helper) echo '`txguard.insert_or_get(NULL::users, vals)`' ;;
 		upsert) echo '`txguard.upsert(NULL::users, vals)`, nothing to update' ;;
@@ -182,8 +202,14 @@ SQL
 as_owner "$PGBIN/pg_ctl" -D "$T/d" -w -m fast stop >/dev/null
 
 # every process of the cluster under valgrind; each writes its own files
-as_owner bash -c "cd '$T' && exec valgrind --trace-children=yes --tool=cachegrind --cache-sim=no \
-	'--cachegrind-out-file=$T/cg.%p' '--log-file=$T/vg.%p' \
+TOOL_NAME="cachegrind, no cache simulation"
+[ -z "$PROFILE" ] || TOOL_NAME=callgrind
+if [ -z "$PROFILE" ]; then
+	TOOL="--tool=cachegrind --cache-sim=no '--cachegrind-out-file=$T/cg.%p'"
+else
+	TOOL="--tool=callgrind --dump-instr=no --compress-strings=no --compress-pos=no '--callgrind-out-file=$T/cg.%p'"
+fi
+as_owner bash -c "cd '$T' && exec valgrind --trace-children=yes $TOOL '--log-file=$T/vg.%p' \
 	'$PGBIN/postgres' -D '$T/d' >'$T/server.log' 2>&1 &"
 ok=0
 for _ in $(seq 1 300); do
@@ -217,10 +243,14 @@ stop
 
 WAIT_FUNCTIONS="secure_read secure_raw_read recv __libc_recv __errno_location
 	WaitEventSetWait WaitEventSetWaitBlock ModifyWaitEvent epoll_wait ProcessClientReadInterrupt"
+# a function's own instructions; callgrind's line after "calls=" is the
+# call's, counted in the callee
 irefs() {
 	awk -v skip="$WAIT_FUNCTIONS" '
 		BEGIN { n = split(skip, w, /[ \t\n]+/); for (i = 1; i <= n; i++) if (w[i] != "") waiting[w[i]] = 1 }
 		/^fn=/ { fn = substr($0, 4); next }
+		/^calls=/ { call = 1; next }
+		/^[0-9]/ && call { call = 0; next }
 		/^[0-9]/ && !(fn in waiting) { total += $2 }
 		END { printf "%.0f\n", total }' "$1"
 }
@@ -260,7 +290,7 @@ echo
 lib="pg_txguard from $TXG_SO"
 cat <<EOF
 Instructions in user space of the pgbench client's backend, counted by
-valgrind $(valgrind --version | sed 's/valgrind-//') (cachegrind, no cache simulation) with
+valgrind $(valgrind --version | sed 's/valgrind-//') ($TOOL_NAME) with
 \`bench/upsert_instructions.sh\`: PostgreSQL $PG_VERSION, a $NROWS-row users table, a
 random existing key, pgbench -M prepared, one client, a short run of $N
 transactions (\`--random-seed=$SEED_SHORT\`) and a long run of $((3 * N)) (\`--random-seed=$SEED_LONG\`),
@@ -268,3 +298,59 @@ transactions (\`--random-seed=$SEED_SHORT\`) and a long run of $((3 * N)) (\`--r
 $lib.
 $(date -u +%Y-%m-%d), $(nproc) cores, ${elapsed} s.
 EOF
+
+[ -n "$PROFILE" ] || exit 0
+
+# -P: instructions per transaction in each function, calls included
+files=()
+for r in "${PROFILE_LIST[@]}"; do
+	files+=("$r" "$T/cg.$(backend_pid "instr_${r}_short")" "$T/cg.$(backend_pid "instr_${r}_long")")
+done
+echo
+python3 - "$N" "${files[@]}" <<'PY'
+import sys, collections
+
+def inclusive(path):
+    """each function's instructions, its calls included (a recursive call
+    is not added twice)"""
+    cost = collections.Counter()
+    fn = cfn = None
+    call = False
+    for line in open(path, errors='replace'):
+        if line.startswith('fn='):
+            fn = line[3:].strip()
+        elif line.startswith('cfn='):
+            cfn = line[4:].strip()
+        elif line.startswith('calls='):
+            call = True
+        elif line[:1].isdigit():
+            parts = line.split()
+            if len(parts) < 2:
+                continue
+            if call:
+                call = False
+                if cfn != fn:
+                    cost[fn] += int(parts[1])
+            else:
+                cost[fn] += int(parts[1])
+    return cost
+
+n = int(sys.argv[1])
+args = sys.argv[2:]
+rows = []
+for i in range(0, len(args), 3):
+    short, long_ = inclusive(args[i + 1]), inclusive(args[i + 2])
+    rows.append((args[i], {f: (long_[f] - short[f]) / (2.0 * n)
+                           for f in set(short) | set(long_)}))
+funcs = set()
+for _, per in rows:
+    funcs |= {f for f, v in per.items() if abs(v) >= 100}
+order = sorted(funcs, key=lambda f: -max(per.get(f, 0) for _, per in rows))
+print('Instructions per transaction in each function, its calls included:')
+print()
+print('| function | ' + ' | '.join(r for r, _ in rows) + ' |')
+print('|---|' + '---:|' * len(rows))
+for f in order[:80]:
+    print('| `%s` | %s |' % (f, ' | '.join('{:,.0f}'.format(per.get(f, 0))
+                                           for _, per in rows)))
+PY
