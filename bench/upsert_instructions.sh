@@ -20,6 +20,9 @@
 #              ('{"email": "' || ... || '"}')::jsonb)
 #   upsert     SELECT * FROM txguard.upsert(NULL::users, ...) with the
 #              name it already has (nothing to update)
+#   helper_value, upsert_value
+#              the same calls in the select list, SELECT txguard.f(...):
+#              the row as one value of the row type, no function scan
 #   do_update  INSERT ... ON CONFLICT (email) DO UPDATE SET email =
 #              EXCLUDED.email RETURNING *
 #
@@ -41,7 +44,8 @@
 #         from $libdir, so an uninstalled build cannot be measured
 #     -n  transactions in the short run; the long run has 3N (default 500)
 #     -r  rows, comma-separated, from lookup,lookup_json,populate,plpgsql,
-#         helper,upsert,do_update (default: all; base always runs)
+#         helper,upsert,helper_value,upsert_value,do_update (default: all;
+#         base always runs)
 #     -P  profile too: run under callgrind rather than cachegrind (slower;
 #         the same counts) and print, for the rows given (comma-separated,
 #         among those of -r), the instructions per transaction spent in
@@ -56,7 +60,7 @@ set -euo pipefail
 
 PGBIN=/usr/lib/postgresql/15/bin
 N=500
-ROWS=lookup,lookup_json,populate,plpgsql,helper,upsert,do_update
+ROWS=lookup,lookup_json,populate,plpgsql,helper,upsert,helper_value,upsert_value,do_update
 PROFILE=""
 KEEP=0
 SEED_SHORT=7
@@ -82,8 +86,8 @@ shift $((OPTIND - 1))
 [[ $N =~ ^[1-9][0-9]*$ ]] || die "-n wants a positive number"
 IFS=, read -r -a ROW_LIST <<<"$ROWS"
 for r in "${ROW_LIST[@]}"; do
-	[[ $r =~ ^(lookup|lookup_json|populate|plpgsql|helper|upsert|do_update)$ ]] ||
-		die "unknown row $r (lookup, lookup_json, populate, plpgsql, helper, upsert, do_update)"
+	[[ $r =~ ^(lookup|lookup_json|populate|plpgsql|helper|upsert|helper_value|upsert_value|do_update)$ ]] ||
+		die "unknown row $r (lookup, lookup_json, populate, plpgsql, helper, upsert, helper_value, upsert_value, do_update)"
 done
 ROW_LIST=(base "${ROW_LIST[@]}")
 IFS=, read -r -a PROFILE_LIST <<<"$PROFILE"
@@ -134,6 +138,8 @@ script() {
 		plpgsql) echo "SELECT * FROM get_or_create_user($email);" ;;
 		helper) echo "SELECT * FROM txguard.insert_or_get(NULL::users, $json);" ;;
 		upsert) echo "SELECT * FROM txguard.upsert(NULL::users, $json_name);" ;;
+		helper_value) echo "SELECT txguard.insert_or_get(NULL::users, $json);" ;;
+		upsert_value) echo "SELECT txguard.upsert(NULL::users, $json_name);" ;;
 		do_update) echo "INSERT INTO users (email) VALUES ($email) ON CONFLICT (email) DO UPDATE SET email = EXCLUDED.email RETURNING *;" ;;
 	esac
 }
@@ -146,6 +152,8 @@ label() {
 		plpgsql) echo 'PL/pgSQL get-or-create (`SELECT`, then `INSERT ... ON CONFLICT DO NOTHING`)' ;;
 		helper) echo '`txguard.insert_or_get(NULL::users, vals)`' ;;
 		upsert) echo '`txguard.upsert(NULL::users, vals)`, nothing to update' ;;
+		helper_value) echo '`SELECT txguard.insert_or_get(NULL::users, vals)`: the row as one value' ;;
+		upsert_value) echo '`SELECT txguard.upsert(NULL::users, vals)`: the row as one value, nothing to update' ;;
 		do_update) echo '`INSERT ... ON CONFLICT DO UPDATE ... RETURNING *`' ;;
 	esac
 }
