@@ -76,13 +76,17 @@ my $startup = pack('N', 196608)
 print $sock pack('N', length($startup) + 4) . $startup;
 read_until_ready();
 
-send_msg('Q', "SET txguard.transaction_timeout = '1500ms'\0");
+# Timing: the first batch ends at about 2 s, the second would end at about
+# 4 s; the deadline, 3.5 s, falls in the second, and the check that it is
+# running comes 0.3 s after it was sent: 1.2 s of slack for a slow machine
+# between the first batch and that check.
+send_msg('Q', "SET txguard.transaction_timeout = '3500ms'\0");
 read_until_ready();
 send_msg('Q', "BEGIN\0");
 read_until_ready();
 
-# Parse, Bind a named portal, fetch one row, Sync: about 1 s
-my $query = "SELECT pg_sleep(1) FROM generate_series(1, 3)";
+# Parse, Bind a named portal, fetch one row, Sync: about 2 s
+my $query = "SELECT pg_sleep(2) FROM generate_series(1, 3)";
 send_msg('P', "\0$query\0" . pack('n', 0));
 send_msg('B', "p1\0\0" . pack('n', 0) . pack('n', 0) . pack('n', 0));
 send_msg('E', "p1\0" . pack('N', 1));
@@ -101,7 +105,7 @@ is($node->safe_psql('postgres',
 		"SELECT state FROM txguard.transactions WHERE application_name = 'portal_client'"),
 	'active', 'while the next batch runs, the session is active');
 
-# the deadline (1.5 s) passes during this batch: a cancel, not a termination
+# the deadline (3.5 s) passes during this batch: a cancel, not a termination
 my @second = read_until_ready();
 my $err = error_fields(@second);
 ok(defined $err, 'the batch that outlived the deadline failed');
