@@ -63,3 +63,13 @@ SELECT (r).*, created, updated FROM txguard.upsert_created(NULL::pc_a, '{"k": 10
 SELECT cached_helper_plans() <= 1 AS bounded;
 RESET txguard.max_cached_plans;
 SELECT * FROM txguard.upsert(NULL::pc_a, '{"k": 10, "v": "again"}');
+
+-- a schema renamed: the statements kept name the table anew
+CREATE SCHEMA pc_s1;
+CREATE TABLE pc_s1.r (k int PRIMARY KEY, v text);
+SELECT * FROM txguard.insert_or_get(NULL::pc_s1.r, '{"k": 1, "v": "a"}');
+ALTER SCHEMA pc_s1 RENAME TO pc_s2;
+SELECT * FROM txguard.insert_or_get(NULL::pc_s2.r, '{"k": 2, "v": "b"}');
+SELECT * FROM txguard.upsert(NULL::pc_s2.r, '{"k": 1, "v": "c"}');
+SELECT * FROM pc_s2.r ORDER BY k;
+DROP SCHEMA pc_s2 CASCADE;

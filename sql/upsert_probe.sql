@@ -147,3 +147,19 @@ DROP OPERATOR <<< (int, int), <<= (int, int), === (int, int), >>= (int, int), >>
 DROP FUNCTION probe_cmp(int, int), probe_lt(int, int), probe_le(int, int),
     probe_eq(int, int), probe_ge(int, int), probe_gt(int, int);
 DROP ROLE regress_txg_probe_none, regress_txg_probe_cols, regress_txg_probe_some;
+
+-- rows older than a column added with a default: the probe returns the
+-- default, as the lookup statement does, whether the row is stored in
+-- line or has an out-of-line value; upsert sees nothing to change
+CREATE TABLE probe_added (k text UNIQUE, big text);
+ALTER TABLE probe_added ALTER big SET STORAGE EXTERNAL;
+INSERT INTO probe_added VALUES ('toast', repeat('x', 10000)), ('plain', 'y');
+ALTER TABLE probe_added ADD COLUMN c int DEFAULT 42;
+SELECT k, c FROM txguard.insert_or_get(NULL::probe_added, '{"k": "toast"}');
+SELECT k, c FROM txguard.insert_or_get(NULL::probe_added, '{"k": "plain"}');
+SELECT (txguard.insert_or_get(NULL::probe_added, '{"k": "toast"}')).c;
+SELECT k, c FROM txguard.insert_or_get_many(NULL::probe_added, '[{"k": "plain"}, {"k": "toast"}]');
+SELECT xmin AS before FROM probe_added WHERE k = 'toast' \gset
+SELECT created, updated FROM txguard.upsert_created(NULL::probe_added, '{"k": "toast", "c": 42}');
+SELECT xmin = :'before'::xid AS same_version FROM probe_added WHERE k = 'toast';
+DROP TABLE probe_added;

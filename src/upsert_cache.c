@@ -8,7 +8,10 @@
  *	- what the helpers know about each table (upsert_relinfo.c);
  *	- the prepared statements (upsert_plan.c).
  * One relcache callback, registered on first use, tells both when a table
- * or an index changes (or, with InvalidOid, that anything may have).
+ * or an index changes (or, with InvalidOid, that anything may have).  The
+ * statements also name schemas, collations, operators and operator
+ * classes, whose renaming invalidates no table: a change to any of them
+ * (rare: DDL) drops every entry.
  *
  * Callbacks can fire in the middle of a call (while a plan runs, or from a
  * trigger that calls the helpers again), so a stale entry is replaced, not
@@ -22,6 +25,7 @@
 
 #include "utils/inval.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 
 MemoryContext txg_cache_cxt = NULL;
 
@@ -36,6 +40,12 @@ txg_relcache_callback(Datum arg, Oid relid)
 	txg_plan_invalidate(relid);
 }
 
+static void
+txg_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	txg_relcache_callback(arg, InvalidOid);
+}
+
 void
 txg_cache_init(void)
 {
@@ -48,6 +58,10 @@ txg_cache_init(void)
 	txg_relinfo_cache_init();
 	txg_plan_cache_init();
 	CacheRegisterRelcacheCallback(txg_relcache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, txg_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(COLLOID, txg_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(OPEROID, txg_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(CLAOID, txg_syscache_callback, (Datum) 0);
 }
 
 /* free what stale cache entries left behind; only when no call runs */

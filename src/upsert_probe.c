@@ -98,8 +98,24 @@ static Datum
 txg_probe_row_datum(TxgCall *call, TupleTableSlot *slot)
 {
 	MemoryContext old = MemoryContextSwitchTo(call->result_cxt);
-	Datum		d = ExecFetchSlotHeapTupleDatum(slot);
+	bool		shouldFree;
+	HeapTuple	tup = ExecFetchSlotHeapTuple(slot, false, &shouldFree);
+	TupleDesc	desc = slot->tts_tupleDescriptor;
+	Datum		d;
 
+	if (HeapTupleHeaderGetNatts(tup->t_data) < desc->natts)
+	{
+		/* added columns the row predates: their values, as a Var reads */
+		HeapTuple	full;
+
+		slot_getallattrs(slot);
+		full = heap_form_tuple(desc, slot->tts_values, slot->tts_isnull);
+		d = heap_copy_tuple_as_datum(full, desc);
+		heap_freetuple(full);
+	}
+	else
+		d = heap_copy_tuple_as_datum(tup, desc);
+	Assert(!shouldFree);
 	MemoryContextSwitchTo(old);
 	return d;
 }
@@ -125,7 +141,7 @@ txg_probe_slot(TxgRelInfo *info, Relation rel)
 											ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(info->probe_cxt);
 	info->probe_slot =
-		MakeSingleTupleTableSlot(CreateTupleDescCopy(RelationGetDescr(rel)),
+		MakeSingleTupleTableSlot(CreateTupleDescCopyConstr(RelationGetDescr(rel)),
 								 table_slot_callbacks(rel));
 	MemoryContextSwitchTo(old);
 	return info->probe_slot;
