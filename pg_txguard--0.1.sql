@@ -167,7 +167,8 @@ CREATE FUNCTION txguard._durations(
     OUT p95 interval,
     OUT p99 interval,
     OUT max interval,
-    OUT max_idle interval)
+    OUT max_idle interval,
+    OUT total interval)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'txguard_durations'
 LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
@@ -185,7 +186,8 @@ SELECT d.datname,
        s.p95,
        s.p99,
        s.max,
-       s.max_idle
+       s.max_idle,
+       s.total
   FROM txguard._durations() s
   JOIN pg_catalog.pg_database d ON d.oid = s.dbid
   LEFT JOIN pg_catalog.pg_roles r ON r.oid = s.userid;
@@ -256,6 +258,7 @@ CREATE FUNCTION txguard.would_time_out(
     OUT open_longer int8)
 RETURNS SETOF record
 LANGUAGE sql STRICT VOLATILE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp
 AS $$
 WITH bound AS (
     SELECT b.counted_from, b.exact FROM txguard._duration_bound(timeout) b

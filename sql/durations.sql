@@ -18,6 +18,8 @@ SET application_name = 'regress_dur_reader';
 
 -- four transactions: the SET, and three of at least 60 ms each
 SELECT usename = current_user AS login_role, transactions,
+       total >= interval '180 ms' AS total_ok,
+       total - mean * transactions BETWEEN interval '0' AND interval '4 us' AS mean_of_total,
        mean >= interval '45 ms' AS mean_ok,
        max >= interval '60 ms' AS max_ok,
        p50 > interval '50 ms' AND p50 <= max AS p50_in_bucket,
@@ -61,8 +63,13 @@ SELECT counted_from, exact, ended_longer
   FROM txguard.would_time_out('0')
  WHERE datname = current_database() AND application_name = 'regress_dur_known';
 SELECT counted_from, exact FROM txguard.would_time_out('1 month') LIMIT 1;
--- bad limits
+-- a limit no duration reaches: counted from itself, nothing ended longer
+SELECT counted_from, exact, ended_longer
+  FROM txguard.would_time_out('178000000 years')
+ WHERE datname = current_database() AND application_name = 'regress_dur_known';
+-- bad limits (the second is negative in all: months count as 30 days)
 SELECT * FROM txguard.would_time_out('-1 s');
+SELECT * FROM txguard.would_time_out('1 mon -200000000 days');
 SELECT * FROM txguard.would_time_out(NULL);
 SELECT * FROM txguard._durations_longer('3 ms');
 
@@ -77,6 +84,37 @@ SELECT usename = current_user AS login_role, transactions
   FROM txguard.durations
  WHERE datname = current_database() AND application_name = 'regress_dur_role';
 DROP ROLE regress_dur_role;
+
+-- SET LOCAL application_name, one name per transaction: each has its own
+-- key, and the name before comes back after each
+SET application_name = 'regress_dur_base';
+BEGIN;
+SET LOCAL application_name = 'regress_dur_req1';
+SELECT 1 AS req1;
+COMMIT;
+BEGIN;
+SET LOCAL application_name = 'regress_dur_req2';
+SELECT 1 AS req2;
+COMMIT;
+BEGIN;
+SET LOCAL application_name = 'regress_dur_req3';
+SELECT 1 AS req3;
+COMMIT;
+SELECT 1 AS base;
+-- a SET rolled back, then another SET
+BEGIN;
+SET application_name = 'regress_dur_rolled_back';
+ROLLBACK;
+SET application_name = 'regress_dur_after';
+SELECT 1 AS after;
+SELECT 2 AS after;
+SET application_name = 'regress_dur_reader';
+SELECT application_name, transactions FROM txguard.durations
+ WHERE datname = current_database()
+   AND application_name IN ('regress_dur_base', 'regress_dur_req1',
+                            'regress_dur_req2', 'regress_dur_req3',
+                            'regress_dur_rolled_back', 'regress_dur_after')
+ ORDER BY application_name COLLATE "C";
 
 -- everyone may read the durations
 CREATE ROLE regress_dur_reader;

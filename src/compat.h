@@ -42,6 +42,7 @@
 #include "storage/proc.h"
 #include "tcop/utility.h"
 #include "utils/guc.h"
+#include "utils/guc_tables.h"
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
 #if PG_VERSION_NUM >= 140000
@@ -308,6 +309,42 @@ txg_check_permissions(List *rtable, List *perminfos)
 	return ExecCheckPermissions(rtable, perminfos, false);
 #else
 	return ExecCheckRTPerms(rtable, false);
+#endif
+}
+
+/*
+ * Where core keeps the assign hook of its string setting "name" (NULL if
+ * there is no such string setting), for a module to chain it.  16 exported
+ * find_option; before, the settings are looked for in get_guc_variables().
+ * 19 keeps a setting's typed fields in a union inside config_generic.
+ */
+static inline GucStringAssignHook *
+txg_string_assign_hook(const char *name)
+{
+	struct config_generic *conf = NULL;
+
+#if PG_VERSION_NUM >= 160000
+	conf = find_option(name, false, true, ERROR);
+#else
+	struct config_generic **vars = get_guc_variables();
+	int			n = GetNumConfigOptions();
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		if (strcmp(vars[i]->name, name) == 0)
+		{
+			conf = vars[i];
+			break;
+		}
+	}
+#endif
+	if (conf == NULL || conf->vartype != PGC_STRING)
+		return NULL;
+#if PG_VERSION_NUM >= 190000
+	return &conf->_string.assign_hook;
+#else
+	return &((struct config_string *) conf)->assign_hook;
 #endif
 }
 

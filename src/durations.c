@@ -45,11 +45,13 @@
 
 #include "access/htup_details.h"
 #include "common/int.h"
+#include "common/int128.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "port/pg_bitutils.h"
 #include "storage/shmem.h"
+#include "utils/hsearch.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -78,19 +80,27 @@ uint8		txg_duration_first_bucket[64];
 /* the longest duration a valid file can hold: a century */
 #define DURATION_MAX_VALID	((int64) 36525 * USECS_PER_DAY)
 
+/* the bytes of a TxgDurationKey that are its key (the hash table's) */
+#define KEY_SIZE			offsetof(TxgDurationKey, durations)
+
+/*
+ * The shared table: keys in a hash table of at most "capacity" entries,
+ * and the "(other)" rows, one per database, in an array.  Under the
+ * counters' lock (TXG_LOCK_STATS).
+ */
 typedef struct TxgDurationTable
 {
 	int			capacity;		/* txguard.max_duration_keys at start */
-	int			nkeys;
 	int			nothers;
 	bool		keys_full_warned;
 	bool		others_full_warned;
-	/* the "(other)" rows, one per database, once the keys are full */
+	bool		reclaimed;		/* keys of dropped databases looked for
+								 * since the table last lost a key */
 	TxgDurationKey others[TXG_MAX_DATABASES];
-	TxgDurationKey keys[FLEXIBLE_ARRAY_MEMBER];
 } TxgDurationTable;
 
 static TxgDurationTable *table = NULL;
+static HTAB *keys = NULL;
 
 /* a row as the readers see it */
 typedef struct DurationRow
@@ -118,8 +128,9 @@ txg_durations_init(void)
 Size
 txg_durations_shmem_size(void)
 {
-	return add_size(offsetof(TxgDurationTable, keys),
-					mul_size(txg_max_duration_keys, sizeof(TxgDurationKey)));
+	return add_size(sizeof(TxgDurationTable),
+					hash_estimate_size(Max(txg_max_duration_keys, 1),
+									   sizeof(TxgDurationKey)));
 }
 
 /* called from shmem_startup_hook, under AddinShmemInitLock, before stats */
@@ -127,25 +138,43 @@ void
 txg_durations_shmem_init(void)
 {
 	bool		found;
+	HASHCTL		info;
 
 	table = ShmemInitStruct("pg_txguard durations",
-							txg_durations_shmem_size(), &found);
+							sizeof(TxgDurationTable), &found);
 	if (!found)
 	{
-		memset(table, 0, txg_durations_shmem_size());
+		memset(table, 0, sizeof(TxgDurationTable));
 		table->capacity = txg_max_duration_keys;
 	}
+	memset(&info, 0, sizeof(info));
+	info.keysize = KEY_SIZE;
+	info.entrysize = sizeof(TxgDurationKey);
+	keys = ShmemInitHash("pg_txguard duration keys",
+						 Max(txg_max_duration_keys, 1),
+						 Max(txg_max_duration_keys, 1),
+						 &info, HASH_ELEM | HASH_BLOBS);
 }
 
-/* add "from" to "to" */
+/* a + b, at most PG_INT64_MAX (both are not negative) */
+static inline int64
+add_saturating(int64 a, int64 b)
+{
+	int64		r;
+
+	return pg_add_s64_overflow(a, b, &r) ? PG_INT64_MAX : r;
+}
+
+/* add "from" to "to"; counts and sums stop at their largest value */
 void
 txg_durations_merge(TxgDurations *to, const TxgDurations *from)
 {
 	int			i;
 
 	for (i = 0; i < TXG_DURATION_BUCKETS; i++)
-		to->buckets[i] += from->buckets[i];
-	to->sum += from->sum;
+		to->buckets[i] = add_saturating(to->buckets[i], from->buckets[i]);
+	/* a clock set back can make a transaction's end precede its start */
+	to->sum = add_saturating(to->sum, Max(from->sum, 0));
 	to->max = Max(to->max, from->max);
 	to->max_idle = Max(to->max_idle, from->max_idle);
 }
@@ -157,7 +186,7 @@ transactions_of(const TxgDurations *d)
 	int			i;
 
 	for (i = 0; i < TXG_DURATION_BUCKETS; i++)
-		n += d->buckets[i];
+		n = add_saturating(n, d->buckets[i]);
 	return n;
 }
 
@@ -167,13 +196,7 @@ txg_durations_are_zero(const TxgDurations *d)
 	return transactions_of(d) == 0 && d->max_idle == 0;
 }
 
-static inline bool
-same_key(const TxgDurationKey *k, Oid dbid, Oid userid, const char *appname)
-{
-	return k->dbid == dbid && k->userid == userid &&
-		strcmp(k->appname, appname) == 0;
-}
-
+/* a key, zero-padded: the hash table compares its bytes */
 static void
 fill_key(TxgDurationKey *k, Oid dbid, Oid userid, const char *appname)
 {
@@ -206,23 +229,126 @@ other_row(Oid dbid)
 	return &table->others[i];
 }
 
-/*
- * The entry of a key, made if there is room, else its database's
- * "(other)" row; NULL when neither can be had.  Lock held exclusive.
- */
-static TxgDurationKey *
-key_row(Oid dbid, Oid userid, const char *appname)
+/* remove entry i of "rows" (of *n) */
+static void
+remove_entry(TxgDurationKey *rows, int *n, int i)
 {
+	rows[i] = rows[*n - 1];
+	(*n)--;
+}
+
+/*
+ * Remove the rows of databases "gone" says are gone; returns how many.
+ * Lock held exclusive.
+ */
+static int
+remove_rows_of(bool (*gone) (Oid dbid, void *arg), void *arg)
+{
+	HASH_SEQ_STATUS seq;
+	TxgDurationKey *entry;
+	int			removed = 0;
 	int			i;
 
-	for (i = 0; i < table->nkeys; i++)
-		if (same_key(&table->keys[i], dbid, userid, appname))
-			return &table->keys[i];
-	if (table->nkeys < table->capacity)
+	hash_seq_init(&seq, keys);
+	while ((entry = hash_seq_search(&seq)) != NULL)
 	{
-		i = table->nkeys++;
-		fill_key(&table->keys[i], dbid, userid, appname);
-		return &table->keys[i];
+		if (gone(entry->dbid, arg))
+		{
+			hash_search(keys, entry, HASH_REMOVE, NULL);
+			removed++;
+		}
+	}
+	for (i = table->nothers - 1; i >= 0; i--)
+	{
+		if (gone(table->others[i].dbid, arg))
+		{
+			remove_entry(table->others, &table->nothers, i);
+			removed++;
+		}
+	}
+	if (removed > 0)
+		table->reclaimed = false;
+	return removed;
+}
+
+/*
+ * Is the database gone (no directory)?  Asked once per database of a pass:
+ * "arg" is the pass's list of (dbid, exists) answers so far.
+ */
+typedef struct DatabaseAnswers
+{
+	int			n;
+	Oid			dbid[TXG_MAX_DATABASES];
+	bool		exists[TXG_MAX_DATABASES];
+} DatabaseAnswers;
+
+static bool
+database_gone(Oid dbid, void *arg)
+{
+	DatabaseAnswers *answers = (DatabaseAnswers *) arg;
+	bool		exists;
+	int			i;
+
+	for (i = 0; i < answers->n; i++)
+		if (answers->dbid[i] == dbid)
+			return !answers->exists[i];
+	exists = txg_stats_database_exists(dbid);
+	if (answers->n < TXG_MAX_DATABASES)
+	{
+		answers->dbid[answers->n] = dbid;
+		answers->exists[answers->n++] = exists;
+	}
+	return !exists;
+}
+
+/*
+ * The table of keys is full: drop the keys of databases dropped without a
+ * DROP DATABASE run by a client (those go at once), once until the table
+ * loses a key again.  Lock held exclusive.
+ */
+static void
+reclaim_dropped_databases(void)
+{
+	DatabaseAnswers *answers;
+	int			removed;
+
+	if (table->reclaimed)
+		return;
+	answers = palloc0(sizeof(DatabaseAnswers));
+	removed = remove_rows_of(database_gone, answers);
+	pfree(answers);
+	table->reclaimed = true;
+	if (removed > 0)
+		ereport(LOG,
+				(errmsg_plural("pg_txguard: reclaimed the transaction durations of %d key of dropped databases",
+							   "pg_txguard: reclaimed the transaction durations of %d keys of dropped databases",
+							   removed, removed)));
+}
+
+/*
+ * The row of a key, made if there is room, else its database's "(other)"
+ * row; NULL when neither can be had.  Lock held exclusive.
+ */
+static TxgDurationKey *
+key_row(const TxgDurationKey *key)
+{
+	TxgDurationKey *entry;
+	bool		found;
+
+	entry = hash_search(keys, key, HASH_FIND, NULL);
+	if (entry != NULL)
+		return entry;
+	if (hash_get_num_entries(keys) >= table->capacity && table->capacity > 0)
+		reclaim_dropped_databases();
+	if (hash_get_num_entries(keys) < table->capacity)
+	{
+		entry = hash_search(keys, key, HASH_ENTER_NULL, &found);
+		if (entry != NULL)
+		{
+			if (!found)
+				memset(&entry->durations, 0, sizeof(TxgDurations));
+			return entry;
+		}
 	}
 	if (!table->keys_full_warned)
 		ereport(LOG,
@@ -231,7 +357,7 @@ key_row(Oid dbid, Oid userid, const char *appname)
 				 errdetail("Durations of further (database, role, application_name) keys are counted in the \"(other)\" row of their database."),
 				 errhint("Raise \"txguard.max_duration_keys\" to keep more keys.")));
 	table->keys_full_warned = true;
-	return other_row(dbid);
+	return other_row(key->dbid);
 }
 
 /*
@@ -242,41 +368,35 @@ void
 txg_durations_add(Oid dbid, Oid userid, const char *appname,
 				  const TxgDurations *d)
 {
+	TxgDurationKey key;
 	TxgDurationKey *row;
 
 	if (table == NULL || txg_durations_are_zero(d))
 		return;
-	row = key_row(dbid, userid, appname);
+	fill_key(&key, dbid, userid, appname);
+	row = key_row(&key);
 	if (row != NULL)
-	{
 		txg_durations_merge(&row->durations, d);
-		/* a clock set back can make a transaction's end precede its start */
-		row->durations.sum = Max(row->durations.sum, 0);
-	}
 }
 
-/* remove entry i of "rows" (of *n) */
-static void
-remove_entry(TxgDurationKey *rows, int *n, int i)
+static bool
+database_is(Oid dbid, void *arg)
 {
-	rows[i] = rows[*n - 1];
-	(*n)--;
+	return dbid == *(Oid *) arg;
 }
 
 /* DROP DATABASE has run: the database's rows go.  Lock held exclusive. */
 void
 txg_durations_forget_database(Oid dbid)
 {
-	int			i;
+	if (table != NULL)
+		(void) remove_rows_of(database_is, &dbid);
+}
 
-	if (table == NULL)
-		return;
-	for (i = table->nkeys - 1; i >= 0; i--)
-		if (table->keys[i].dbid == dbid)
-			remove_entry(table->keys, &table->nkeys, i);
-	for (i = table->nothers - 1; i >= 0; i--)
-		if (table->others[i].dbid == dbid)
-			remove_entry(table->others, &table->nothers, i);
+static bool
+any_database(Oid dbid, void *arg)
+{
+	return true;
 }
 
 /* txguard.reset_stats(); lock held exclusive */
@@ -285,8 +405,7 @@ txg_durations_reset(void)
 {
 	if (table == NULL)
 		return;
-	table->nkeys = 0;
-	table->nothers = 0;
+	(void) remove_rows_of(any_database, NULL);
 	table->keys_full_warned = false;
 	table->others_full_warned = false;
 }
@@ -304,17 +423,27 @@ txg_durations_reset(void)
 void
 txg_durations_serialize(StringInfo buf)
 {
+	HASH_SEQ_STATUS seq;
+	TxgDurationKey *entry;
 	int32		n;
 
-	n = table->nkeys;
+	n = hash_get_num_entries(keys);
 	appendBinaryStringInfo(buf, (char *) &n, sizeof(n));
-	appendBinaryStringInfo(buf, (char *) table->keys,
-						   n * sizeof(TxgDurationKey));
+	hash_seq_init(&seq, keys);
+	while ((entry = hash_seq_search(&seq)) != NULL)
+		appendBinaryStringInfo(buf, (char *) entry, sizeof(TxgDurationKey));
 	n = table->nothers;
 	appendBinaryStringInfo(buf, (char *) &n, sizeof(n));
 	appendBinaryStringInfo(buf, (char *) table->others,
 						   n * sizeof(TxgDurationKey));
 }
+
+/*
+ * The largest count a valid file can hold in a bucket, 2^46: the buckets
+ * of every row the file can hold add up without overflow, with room for
+ * decades of counting at a million transactions a second.
+ */
+#define COUNT_MAX_VALID		(INT64CONST(1) << 46)
 
 static const char *
 check_durations(const TxgDurations *d)
@@ -326,7 +455,7 @@ check_durations(const TxgDurations *d)
 	{
 		if (d->buckets[i] < 0)
 			return "it holds a negative count of durations";
-		if (d->buckets[i] > PG_INT64_MAX / TXG_DURATION_BUCKETS)
+		if (d->buckets[i] > COUNT_MAX_VALID)
 			return "it holds a count of durations out of range";
 		n += d->buckets[i];
 	}
@@ -345,32 +474,44 @@ check_durations(const TxgDurations *d)
 	return NULL;
 }
 
-/* check "n" entries at "rows"; "others": the "(other)" rows */
+static int
+compare_keys(const void *a, const void *b)
+{
+	return memcmp(a, b, KEY_SIZE);
+}
+
+/*
+ * Check "n" entries at "rows" (a copy: its keys are padded with zeroes
+ * here); "others": the "(other)" rows.
+ */
 static const char *
-check_entries(const TxgDurationKey *rows, int n, bool others)
+check_entries(TxgDurationKey *rows, int n, bool others)
 {
 	int			i;
-	int			j;
 
 	for (i = 0; i < n; i++)
 	{
-		const TxgDurationKey *k = &rows[i];
+		TxgDurationKey *k = &rows[i];
+		const char *end = memchr(k->appname, '\0', NAMEDATALEN);
 		const char *problem;
 
 		if (!OidIsValid(k->dbid))
 			return "it holds durations with no database";
-		if (memchr(k->appname, '\0', NAMEDATALEN) == NULL)
+		if (end == NULL)
 			return "it holds an application_name that does not end";
+		memset(k->appname + (end - k->appname), 0,
+			   NAMEDATALEN - (end - k->appname));
 		if (others ? (OidIsValid(k->userid) || k->appname[0] != '\0') :
 			!OidIsValid(k->userid))
 			return "it holds durations with a malformed key";
-		for (j = 0; j < i; j++)
-			if (rows[j].dbid == k->dbid && rows[j].userid == k->userid &&
-				strcmp(rows[j].appname, k->appname) == 0)
-				return "it holds two rows of durations for one key";
 		if ((problem = check_durations(&k->durations)) != NULL)
 			return problem;
 	}
+	/* one row per key: sorted, a key and the next differ */
+	qsort(rows, n, sizeof(TxgDurationKey), compare_keys);
+	for (i = 1; i < n; i++)
+		if (compare_keys(&rows[i - 1], &rows[i]) == 0)
+			return "it holds two rows of durations for one key";
 	return NULL;
 }
 
@@ -401,16 +542,16 @@ txg_durations_check_file(const char *buf, Size len)
 		return "its size does not match its number of durations";
 	/* the entries are not aligned in the buffer: check copies */
 	{
-		TxgDurationKey *keys = palloc(Max(nkeys, 1) * sizeof(TxgDurationKey));
+		TxgDurationKey *copy = palloc(Max(nkeys, 1) * sizeof(TxgDurationKey));
 		TxgDurationKey *others = palloc(Max(nothers, 1) * sizeof(TxgDurationKey));
 
-		memcpy(keys, buf + sizeof(int32), nkeys * sizeof(TxgDurationKey));
+		memcpy(copy, buf + sizeof(int32), nkeys * sizeof(TxgDurationKey));
 		memcpy(others, buf + keys_size + sizeof(int32),
 			   nothers * sizeof(TxgDurationKey));
-		problem = check_entries(keys, nkeys, false);
+		problem = check_entries(copy, nkeys, false);
 		if (problem == NULL)
 			problem = check_entries(others, nothers, true);
-		pfree(keys);
+		pfree(copy);
 		pfree(others);
 	}
 	return problem;
@@ -457,6 +598,8 @@ txg_durations_load_file(const char *buf, bool (*exists) (Oid dbid))
 		if (row != NULL)
 			txg_durations_merge(&row->durations, &k.durations);
 	}
+	/* a load finds what a reclaim would */
+	table->reclaimed = true;
 	return dropped;
 }
 
@@ -465,20 +608,12 @@ txg_durations_load_file(const char *buf, bool (*exists) (Oid dbid))
  * ----------------------------------------------------------------
  */
 
-static DurationRow *
-find_row(DurationRow *rows, int n, const TxgDurationKey *k, bool other)
+/* the reader's index of its rows: key -> position */
+typedef struct RowIndexEntry
 {
-	int			i;
-
-	for (i = 0; i < n; i++)
-	{
-		if (rows[i].other != other || rows[i].key.dbid != k->dbid)
-			continue;
-		if (other || same_key(&rows[i].key, k->dbid, k->userid, k->appname))
-			return &rows[i];
-	}
-	return NULL;
-}
+	char		key[KEY_SIZE];
+	int			row;
+} RowIndexEntry;
 
 /*
  * Every row with durations: the table's, plus what the live backends
@@ -496,6 +631,10 @@ gather_rows(int *nrows)
 	int			capacity;
 	int			n = 0;
 	int			i;
+	HASH_SEQ_STATUS seq;
+	TxgDurationKey *entry;
+	HASHCTL		info;
+	HTAB	   *index;
 
 	txg_check_loaded();
 	maxrows = table->capacity + TXG_MAX_DATABASES + nbackends;
@@ -504,12 +643,13 @@ gather_rows(int *nrows)
 
 	LWLockAcquire(txg_lwlock(TXG_LOCK_STATS), LW_SHARED);
 	capacity = table->capacity;
-	nkeys = table->nkeys;
-	for (i = 0; i < table->nkeys; i++)
+	hash_seq_init(&seq, keys);
+	while ((entry = hash_seq_search(&seq)) != NULL)
 	{
-		rows[n].key = table->keys[i];
+		rows[n].key = *entry;
 		rows[n++].other = false;
 	}
+	nkeys = n;
 	for (i = 0; i < table->nothers; i++)
 	{
 		rows[n].key = table->others[i];
@@ -518,30 +658,54 @@ gather_rows(int *nrows)
 	nlive = txg_stats_live_durations(live, nbackends);
 	LWLockRelease(txg_lwlock(TXG_LOCK_STATS));
 
+	memset(&info, 0, sizeof(info));
+	info.keysize = KEY_SIZE;
+	info.entrysize = sizeof(RowIndexEntry);
+	info.hcxt = CurrentMemoryContext;
+	index = hash_create("pg_txguard duration rows", Max(n + nlive, 16), &info,
+						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	for (i = 0; i < n; i++)
+	{
+		TxgDurationKey k;
+		RowIndexEntry *e;
+
+		/* an "(other)" row's key: the database, no role, no name */
+		fill_key(&k, rows[i].key.dbid, rows[i].key.userid, rows[i].key.appname);
+		e = hash_search(index, &k, HASH_ENTER, NULL);
+		e->row = i;
+	}
+
 	for (i = 0; i < nlive; i++)
 	{
-		DurationRow *row = find_row(rows, n, &live[i], false);
+		TxgDurationKey k;
+		RowIndexEntry *e;
+		bool		found;
 
-		if (row == NULL && nkeys < capacity)
+		fill_key(&k, live[i].dbid, live[i].userid, live[i].appname);
+		e = hash_search(index, &k, HASH_FIND, NULL);
+		if (e == NULL && nkeys >= capacity)
 		{
-			row = &rows[n++];
-			row->key = live[i];
-			row->other = false;
-			memset(&row->key.durations, 0, sizeof(TxgDurations));
-			nkeys++;
-		}
-		else if (row == NULL)
-		{
-			row = find_row(rows, n, &live[i], true);
-			if (row == NULL)
+			/* no room for the key: its database's "(other)" row */
+			fill_key(&k, live[i].dbid, InvalidOid, "");
+			e = hash_search(index, &k, HASH_ENTER, &found);
+			if (!found)
 			{
-				row = &rows[n++];
-				fill_key(&row->key, live[i].dbid, InvalidOid, "");
-				row->other = true;
+				e->row = n;
+				rows[n].key = k;
+				rows[n++].other = true;
 			}
 		}
-		txg_durations_merge(&row->key.durations, &live[i].durations);
+		else if (e == NULL)
+		{
+			e = hash_search(index, &k, HASH_ENTER, NULL);
+			e->row = n;
+			rows[n].key = k;
+			rows[n++].other = false;
+			nkeys++;
+		}
+		txg_durations_merge(&rows[e->row].key.durations, &live[i].durations);
 	}
+	hash_destroy(index);
 	pfree(live);
 	*nrows = n;
 	return rows;
@@ -609,7 +773,7 @@ quantile(const TxgDurations *d, int64 n, double q)
 	return d->max;
 }
 
-#define DURATIONS_COLS 10
+#define DURATIONS_COLS 11
 
 PG_FUNCTION_INFO_V1(txguard_durations);
 
@@ -647,6 +811,7 @@ txguard_durations(PG_FUNCTION_ARGS)
 		else
 			nulls[4] = nulls[5] = nulls[6] = nulls[7] = nulls[8] = true;
 		values[9] = interval_datum(d->max_idle);
+		values[10] = interval_datum(Max(d->sum, 0));
 		tuplestore_putvalues(srf.tupstore, srf.tupdesc, values, nulls);
 	}
 	return (Datum) 0;
@@ -696,25 +861,22 @@ txguard_duration_histogram(PG_FUNCTION_ARGS)
 
 /*
  * An interval as microseconds, a month being 30 days as in interval
- * comparison; saturates (an infinite interval is the longest).
+ * comparison, computed exactly; saturates at the int64 range (so an
+ * infinite interval, from 17 on, is the longest or the shortest).
  */
 static int64
 interval_microseconds(const Interval *iv)
 {
-	int64		days;
-	int64		us;
+	INT128		us = int64_to_int128(iv->time);
 
-	if (pg_mul_s64_overflow((int64) iv->month, DAYS_PER_MONTH, &days) ||
-		pg_add_s64_overflow(days, (int64) iv->day, &days) ||
-		pg_mul_s64_overflow(days, USECS_PER_DAY, &us) ||
-		pg_add_s64_overflow(us, iv->time, &us))
-	{
-		/* the largest unit decides the sign */
-		if (iv->month != 0)
-			return iv->month > 0 ? PG_INT64_MAX : PG_INT64_MIN;
-		return iv->day > 0 ? PG_INT64_MAX : PG_INT64_MIN;
-	}
-	return us;
+	int128_add_int64_mul_int64(&us,
+							   (int64) iv->month * DAYS_PER_MONTH + iv->day,
+							   USECS_PER_DAY);
+	if (int128_compare(us, int64_to_int128(PG_INT64_MAX)) > 0)
+		return PG_INT64_MAX;
+	if (int128_compare(us, int64_to_int128(PG_INT64_MIN)) < 0)
+		return PG_INT64_MIN;
+	return int128_to_int64(us);
 }
 
 /*
@@ -731,24 +893,29 @@ bound_at_or_below(int64 us)
 	return b;
 }
 
+static char *
+interval_text(Datum interval)
+{
+	return DatumGetCString(DirectFunctionCall1(interval_out, interval));
+}
+
 PG_FUNCTION_INFO_V1(txguard_duration_bound);
 
 /*
  * txguard._duration_bound(limit): the histogram bound from which ended
  * transactions are counted as longer than "limit", and whether that is
- * exact.
+ * exact.  A limit no duration reaches (the int64 range's end, infinity)
+ * stands for itself: nothing lasted longer.
  */
 Datum
 txguard_duration_bound(PG_FUNCTION_ARGS)
 {
-	Interval   *limit = PG_GETARG_INTERVAL_P(0);
-	int64		us = interval_microseconds(limit);
+	Datum		limit = PG_GETARG_DATUM(0);
+	int64		us = interval_microseconds(DatumGetIntervalP(limit));
 	int			b;
 	TupleDesc	tupdesc;
 	Datum		values[2];
 	bool		nulls[2] = {false, false};
-	bool		exact;
-	int64		from;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -756,23 +923,30 @@ txguard_duration_bound(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a transaction limit cannot be negative"),
-				 errdetail("The limit given was %s.",
-						   DatumGetCString(DirectFunctionCall1(interval_out,
-															   IntervalPGetDatum(limit))))));
-	b = bound_at_or_below(us);
-	from = b < 0 ? 0 : txg_duration_bounds[b];
-	exact = b >= 0 && from == us;
-	if (!exact)
-		ereport(NOTICE,
-				(errmsg("%s is not a bound of the duration histogram",
-						DatumGetCString(DirectFunctionCall1(interval_out,
-															IntervalPGetDatum(limit)))),
-				 errdetail("Ended transactions are counted when they lasted longer than %s, the nearest bound below, so the count may include some that did not reach the limit.",
-						   DatumGetCString(DirectFunctionCall1(interval_out,
-															   interval_datum(from)))),
-				 errhint("The bounds are the values of \"le\" in txguard.duration_histogram.")));
-	values[0] = interval_datum(from);
-	values[1] = BoolGetDatum(exact);
+				 errdetail("The limit given was \"%s\".", interval_text(limit))));
+	if (us == PG_INT64_MAX)
+	{
+		values[0] = limit;
+		values[1] = BoolGetDatum(true);
+	}
+	else
+	{
+		int64		from;
+		bool		exact;
+
+		b = bound_at_or_below(us);
+		from = b < 0 ? 0 : txg_duration_bounds[b];
+		exact = b >= 0 && from == us;
+		if (!exact)
+			ereport(NOTICE,
+					(errmsg("limit \"%s\" is not a bound of the duration histogram",
+							interval_text(limit)),
+					 errdetail("Ended transactions are counted when they lasted longer than \"%s\", the nearest bound below, so the count may include some that did not reach the limit.",
+							   interval_text(interval_datum(from))),
+					 errhint("The bounds are the values of \"le\" in txguard.duration_histogram.")));
+		values[0] = interval_datum(from);
+		values[1] = BoolGetDatum(exact);
+	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
@@ -782,7 +956,8 @@ PG_FUNCTION_INFO_V1(txguard_durations_longer);
 
 /*
  * txguard._durations_longer(bound): per key, its ended transactions and
- * how many lasted longer than "bound", a bound of the histogram (or 0).
+ * how many lasted longer than "bound", a bound of the histogram, 0, or a
+ * limit no duration reaches (see txguard_duration_bound).
  */
 Datum
 txguard_durations_longer(PG_FUNCTION_ARGS)
@@ -794,7 +969,10 @@ txguard_durations_longer(PG_FUNCTION_ARGS)
 	int			nrows;
 	int			i;
 
-	if (us != (b < 0 ? 0 : txg_duration_bounds[b]))
+	/* nothing lasted longer than a limit at the end of the range */
+	if (us == PG_INT64_MAX)
+		b = TXG_DURATION_BUCKETS;
+	else if (us != (b < 0 ? 0 : txg_duration_bounds[b]))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("ended transactions can only be counted from a bound of the duration histogram"),

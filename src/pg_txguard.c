@@ -35,6 +35,7 @@ _PG_init(void)
 				 errhint("Add pg_txguard to \"shared_preload_libraries\" in postgresql.conf and restart the server.")));
 
 	txg_define_gucs();
+	txg_watch_application_name();
 	txg_durations_init();
 	txg_shmem_init_hooks();
 	txg_hooks_init();

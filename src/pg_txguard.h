@@ -108,6 +108,8 @@ extern int	txg_idle_blocker_timeout;
 extern int	txg_observe_timeout;
 extern int	txg_max_cached_plans;
 extern int	txg_max_duration_keys;
+extern PGDLLIMPORT uint32 txg_application_name_changes;
+extern void txg_watch_application_name(void);
 extern void txg_define_gucs(void);
 
 /* shmem.c */
@@ -262,6 +264,7 @@ extern void txg_stats_forget_database(Oid dbid);
 extern void txg_stats_count_observed(Oid dbid);
 extern void txg_stats_recount(TxgOutcome from, TxgOutcome to);
 extern void txg_stats_idle(int64 idle);
+extern bool txg_stats_database_exists(Oid dbid);
 extern PGDLLIMPORT int64 *txg_stats_max_idle;
 
 /*
@@ -365,7 +368,7 @@ typedef struct TxgBackendCounts
 
 extern PGDLLIMPORT TxgBackendCounts *txg_my_counts;
 extern PGDLLIMPORT pg_atomic_uint64 *txg_stats_generation;
-extern PGDLLIMPORT const char *txg_counted_appname;
+extern PGDLLIMPORT uint32 txg_counted_appname_changes;
 extern void txg_stats_key_changed(void);
 extern void txg_stats_new_generation(TxgBackendCounts *c, uint64 generation);
 
@@ -373,8 +376,9 @@ extern void txg_stats_new_generation(TxgBackendCounts *c, uint64 generation);
  * Count a transaction's outcome and its duration in the backend's own
  * slot: the per-transaction path, inline, without a lock.  The slot is
  * written under its change counter, and counts of an older generation (a
- * reset came since) start over.  A SET of application_name makes a new
- * string: the durations so far go to the old key (txg_stats_key_changed).
+ * reset came since) start over.  When application_name was assigned since
+ * the key was copied, the durations so far go to the old key
+ * (txg_stats_key_changed).
  */
 static pg_attribute_always_inline void
 txg_stats_count(TxgOutcome outcome, int64 duration)
@@ -383,7 +387,7 @@ txg_stats_count(TxgOutcome outcome, int64 duration)
 	uint64		generation;
 
 	/* (before the backend has its slot, and after, one that nobody reads) */
-	if (unlikely(application_name != txg_counted_appname))
+	if (unlikely(txg_application_name_changes != txg_counted_appname_changes))
 		txg_stats_key_changed();
 	generation = pg_atomic_read_u64(txg_stats_generation);
 	c->changecount++;

@@ -104,8 +104,8 @@ next_xact_seq(void)
 	return xact_seq;
 }
 
-/* the application_name value the slot's copy was taken from */
-static const char *appname_copied = NULL;
+/* the assignments of application_name when the slot's copy was taken */
+static uint32 appname_copied = 0;
 
 /* where txg_registry_busy stores: the slot's flag, or a dummy without one */
 static bool busy_dummy = false;
@@ -194,7 +194,7 @@ copy_appname(TxgSlot *slot)
 {
 	snprintf(slot->appname, sizeof(slot->appname), "%s",
 			 application_name ? application_name : "");
-	appname_copied = application_name;
+	appname_copied = txg_application_name_changes;
 }
 
 bool
@@ -329,11 +329,11 @@ open_record(TxgSlot *slot, TimestampTz xact_start, TimestampTz deadline)
 	{
 		/*
 		 * The sentinel may report the transaction (observe.c): it needs to
-		 * tell it from the next, and the session's application_name (a
-		 * SET makes a new string: copied when it did).
+		 * tell it from the next, and the session's application_name
+		 * (copied when it was assigned since).
 		 */
 		slot->xact_seq = next_xact_seq();
-		if (application_name != appname_copied)
+		if (txg_application_name_changes != appname_copied)
 			copy_appname(slot);
 	}
 }
@@ -518,6 +518,31 @@ set_active(TxgSlot *slot, bool live)
 	slot_end_write(slot);
 }
 
+/*
+ * Idle, and idle again: the session answered messages that ran no
+ * statement (a Describe, a Close, a Bind with no Execute; see
+ * txg_registry_busy), and it waits for its client once more: the wait
+ * before them ended when it answered.  Otherwise (a deadline passed while
+ * it waited) the same wait goes on.
+ */
+static pg_noinline void
+idle_again(TxgSlot *slot, TxgState state, bool live)
+{
+	bool		answered = slot->busy;
+
+	slot_begin_write(slot);
+	if (answered)
+	{
+		TimestampTz now = txg_state_change_timestamp();
+
+		leave_idle(slot, now);
+		slot->state_since = now;
+	}
+	slot->state = state;
+	slot->live = live;
+	slot_end_write(slot);
+}
+
 void
 txg_registry_set_state(TxgState state, bool live)
 {
@@ -529,6 +554,11 @@ txg_registry_set_state(TxgState state, bool live)
 	{
 		/* a wait for the client ends: apart, to keep this path short */
 		set_active(slot, live);
+		return;
+	}
+	if (unlikely(slot->state != TXG_STATE_ACTIVE))
+	{
+		idle_again(slot, state, live);
 		return;
 	}
 	slot_begin_write(slot);
@@ -586,7 +616,7 @@ txg_registry_set_observe_limit(int limit_ms)
 	if (slot->observe_limit <= 0 && slot->in_xact)
 		slot->xact_seq = next_xact_seq();	/* the open transaction had no number */
 	slot->observe_limit = limit_ms;
-	if (limit_ms > 0 && application_name != appname_copied)
+	if (limit_ms > 0 && txg_application_name_changes != appname_copied)
 		copy_appname(slot);
 	slot_end_write(slot);
 }

@@ -113,9 +113,18 @@ TxgBackendCounts *txg_my_counts = &unread_counts;
 /* the counters' generation (see txg_stats_count) */
 pg_atomic_uint64 *txg_stats_generation = &unread_generation;
 
-/* the application_name value the slot's key was copied from */
-const char *txg_counted_appname = NULL;
-#define key_appname txg_counted_appname
+/* the assignments of application_name when the slot's key was copied */
+uint32		txg_counted_appname_changes = 0;
+
+/*
+ * The slot's change count when a wait of the open transaction last raised
+ * its max_idle, and max_idle before this transaction first did: a
+ * transaction that changes application_name takes its own wait along to
+ * the new key (txg_stats_key_changed).  Any count since makes the change
+ * count move on.
+ */
+static uint32 idle_raised_at = 1;	/* odd: never a change count at rest */
+static int64 idle_before_xact = 0;
 
 /* the slot's longest idle wait; before there is a slot, nothing is longer */
 static int64 no_max_idle = PG_INT64_MAX;
@@ -158,8 +167,8 @@ counts_are_zero(const TxgCounts *counts)
  * the postmaster, at backend exit): its directory does, in base/ or in
  * one of the tablespaces.
  */
-static bool
-database_directory_exists(Oid dbid)
+bool
+txg_stats_database_exists(Oid dbid)
 {
 	char		path[MAXPGPATH];
 	struct stat st;
@@ -203,7 +212,7 @@ drop_rows_of_dropped_databases(TxgDbCounts *dbs, int *ndbs)
 
 	while (i < *ndbs)
 	{
-		if (database_directory_exists(dbs[i].dbid))
+		if (txg_stats_database_exists(dbs[i].dbid))
 			i++;
 		else
 		{
@@ -224,8 +233,9 @@ reclaim_dropped_databases(void)
 	stats->ndbs = ndbs;
 	if (dropped > 0)
 		ereport(LOG,
-				(errmsg("pg_txguard: reclaimed the transaction counters of %d dropped databases",
-						dropped)));
+				(errmsg_plural("pg_txguard: reclaimed the transaction counters of %d dropped database",
+							   "pg_txguard: reclaimed the transaction counters of %d dropped databases",
+							   dropped, dropped)));
 }
 
 /* DROP DATABASE has run: the database's row goes */
@@ -440,15 +450,17 @@ load_stats_file(void)
 	dropped = drop_rows_of_dropped_databases(dbs, &ndbs);
 	if (dropped > 0)
 		ereport(LOG,
-				(errmsg("pg_txguard: dropped the transaction counters of %d databases that no longer exist",
-						dropped)));
+				(errmsg_plural("pg_txguard: dropped the transaction counters of %d database that no longer exists",
+							   "pg_txguard: dropped the transaction counters of %d databases that no longer exist",
+							   dropped, dropped)));
 	if (durations != NULL)
 	{
-		dropped = txg_durations_load_file(durations, database_directory_exists);
+		dropped = txg_durations_load_file(durations, txg_stats_database_exists);
 		if (dropped > 0)
 			ereport(LOG,
-					(errmsg("pg_txguard: dropped the transaction durations of %d keys of databases that no longer exist",
-							dropped)));
+					(errmsg_plural("pg_txguard: dropped the transaction durations of %d key of databases that no longer exist",
+								   "pg_txguard: dropped the transaction durations of %d keys of databases that no longer exist",
+								   dropped, dropped)));
 	}
 	stats->stats_reset = stats_reset;
 	memcpy(stats->dbs, dbs, ndbs * sizeof(TxgDbCounts));
@@ -560,7 +572,7 @@ txg_stats_attach_backend(void)
 	c->changecount++;
 	END_CRIT_SECTION();
 	MyCounts = c;
-	key_appname = application_name;
+	txg_counted_appname_changes = txg_application_name_changes;
 	txg_stats_max_idle = &c->durations.max_idle;
 }
 
@@ -619,23 +631,42 @@ hand_over_durations(TxgBackendCounts *c)
 }
 
 /*
- * application_name changed since the slot's key was copied (a SET makes a
- * new string): durations counted so far go to the old key.
+ * application_name was assigned since the slot's key was copied: if it
+ * changed, durations counted so far go to the old key.
  */
 void
 txg_stats_key_changed(void)
 {
 	TxgBackendCounts *c = MyCounts;
 	const char *appname = application_name ? application_name : "";
+	bool		idle_of_this_xact;
+	int64		this_xact_idle = 0;
 
-	key_appname = application_name;
+	txg_counted_appname_changes = txg_application_name_changes;
 	if (!attached(c) || strcmp(c->appname, appname) == 0)
 		return;
+
+	/*
+	 * The transaction ending now counts for the new name, and so does its
+	 * longest wait if it raised the slot's (see txg_stats_idle): the old
+	 * key keeps the longest of before.
+	 */
+	idle_of_this_xact = idle_raised_at == c->changecount;
 	LWLockAcquire(stats->lock, LW_EXCLUSIVE);
+	c->changecount++;
+	pg_write_barrier();
+	if (idle_of_this_xact)
+	{
+		this_xact_idle = c->durations.max_idle;
+		c->durations.max_idle = idle_before_xact;
+	}
+	pg_write_barrier();
+	c->changecount++;
 	hand_over_durations(c);
 	c->changecount++;
 	pg_write_barrier();
 	snprintf(c->appname, sizeof(c->appname), "%s", appname);
+	c->durations.max_idle = Max(c->durations.max_idle, this_xact_idle);
 	pg_write_barrier();
 	c->changecount++;
 	LWLockRelease(stats->lock);
@@ -644,20 +675,27 @@ txg_stats_key_changed(void)
 /*
  * The transaction waited "idle" microseconds for its client between two
  * statements (or before it ended), longer than the key's longest wait so
- * far (see txg_stats_note_idle).  Counted for the key of the moment: a
- * change of application_name is seen at the transaction's end.
+ * far (see txg_stats_note_idle).  Counted in the slot at once; should the
+ * transaction end with another application_name, txg_stats_key_changed
+ * takes it along to the new key.
  */
 void
 txg_stats_idle(int64 idle)
 {
 	TxgBackendCounts *c = MyCounts;
+	bool		same_xact;
 
 	if (!attached(c))
 		return;
+	/* nothing counted since the last raise: the same transaction */
+	same_xact = idle_raised_at == c->changecount;
 	begin_count(c);
+	if (!same_xact)
+		idle_before_xact = c->durations.max_idle;
 	if (idle > c->durations.max_idle)
 		c->durations.max_idle = idle;
 	end_count(c);
+	idle_raised_at = c->changecount;
 }
 
 /*

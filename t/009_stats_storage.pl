@@ -96,10 +96,10 @@ is(stats_reset(), $reset_before, 'stats_reset survives a clean restart');
 	$node->start;
 	is(rows(), 'd1 3 0', 'the row of the database dropped meanwhile is reclaimed at load');
 	like(slurp_file($node->logfile, $offset),
-		qr/dropped the transaction counters of 1 databases that no longer exist/,
+		qr/dropped the transaction counters of 1 database that no longer exists/,
 		'the reclaim is logged');
 	like(slurp_file($node->logfile, $offset),
-		qr/dropped the transaction durations of 1 keys of databases that no longer exist/,
+		qr/dropped the transaction durations of 1 key of databases that no longer exist/,
 		'the durations of the dropped database go too, and the log says so');
 }
 
@@ -178,6 +178,10 @@ my %damaged = (
 	'durations cut short' => [
 		with_crc(substr(body(), 0, $dstart) . pack('l<', $nkeys + 1) . substr(body(), $dstart + 4)),
 		qr/its durations are cut short/ ],
+	'a count of durations out of range' => [
+		with_crc(substr(body(), 0, $dstart + 4 + 72 + 8 * 22) . pack('q<', 2**47)
+			. substr(body(), $dstart + 4 + 72 + 8 * 23)),
+		qr/it holds a count of durations out of range/ ],
 	'a sum of durations past what its longest allows' => [
 		with_crc(substr(body(), 0, $dstart + 4 + 256) . pack('q<', 4611686018427387000)
 			. substr(body(), $dstart + 4 + 264)),
@@ -226,6 +230,30 @@ foreach my $what (sort keys %damaged)
 	is(rows(), 'd1 3 0', 'a file of the previous format loads its counters');
 	is($node->safe_psql('postgres', "SELECT count(*) FROM txguard._durations() WHERE dbid = $d1"),
 		'0', 'and has no durations');
+}
+
+# a file with more keys than txguard.max_duration_keys (lowered since, say):
+# the first ones load as keys, the rest join their database's (other) row
+{
+	$node->stop;
+	my $keys = '';
+	foreach my $i (1 .. 5000)
+	{
+		$keys .= pack('LL', $d1, 10) . pack('a64', "key$i")
+		  . pack('q<*', 1, (0) x 22, 500, 500, 0);
+	}
+	open(my $fh, '>:raw', $file) or die;
+	print $fh with_crc(substr(body(), 0, $dstart) . pack('l<', 5000) . $keys . pack('l<', 0));
+	close $fh;
+	my $offset = -s $node->logfile;
+	$node->start;
+	is($node->safe_psql('postgres', "SELECT count(*) FILTER (WHERE userid IS NOT NULL) || ' '
+			|| sum(transactions) FILTER (WHERE userid IS NULL)
+			FROM txguard._durations() WHERE dbid = $d1"),
+		'1000 4000', '5,000 keys: 1,000 load as keys, the rest in (other)');
+	is(rows(), 'd1 3 0', 'and the counters load with them');
+	like(slurp_file($node->logfile, $offset), qr/transaction durations are kept for at most 1000 keys/,
+		'and the log says the keys are full');
 }
 
 # --- an immediate shutdown starts the counters from zero, as a crash does ---

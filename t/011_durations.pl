@@ -2,7 +2,9 @@
 # application_name)
 #
 # The longest idle wait between two statements, simple and extended
-# protocol, and up to a session that leaves idle; keys that change in a
+# protocol, a Describe answered after a wait, and up to a session that
+# leaves idle; a wait going along when a transaction changes its
+# application_name; keys that change in a
 # session; what txguard.would_time_out() counts of open transactions; the
 # bound on keys and the "(other)" row; DROP DATABASE; survival across a
 # clean restart, and none across an immediate shutdown.
@@ -23,7 +25,6 @@ $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'pg_txguard'
 autovacuum = off
-txguard.max_duration_keys = 4
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_txguard');
@@ -92,6 +93,38 @@ start_over();
 	is(TxgWire::status($b->read_until_ready), 'I', 'bind: committed');
 	($n, $idle) = split / /, durations_of('idle-bind');
 	cmp_ok($idle, '>=', 300, 'bind: max_idle is the 300 ms wait');
+
+	# a Describe answered after the wait ends it too, though no statement
+	# runs before the next Sync
+	my $d = session('idle-describe');
+	$d->parse('s2', 'SELECT 4');
+	$d->pbe('BEGIN');
+	$d->pbe('SELECT 1');
+	$d->sync;
+	$d->read_until_ready;
+	usleep(400_000);
+	$d->describe('S', 's2');
+	$d->sync;
+	is(TxgWire::status($d->read_until_ready), 'T', 'describe: still in the block');
+	$d->pbe('SELECT 2');
+	$d->pbe('COMMIT');
+	$d->sync;
+	$d->read_until_ready;
+	($n, $idle) = split / /, durations_of('idle-describe');
+	cmp_ok($idle, '>=', 400, 'describe: max_idle is the 400 ms wait before it');
+
+	# a transaction that changes application_name takes its wait along
+	my $m = session('idle-before-set');
+	$m->simple('BEGIN');
+	$m->simple('SELECT 1');
+	usleep(400_000);
+	$m->simple(q{SET application_name = 'idle-after-set'});
+	$m->simple('COMMIT');
+	($n, $idle) = split / /, durations_of('idle-after-set');
+	is($n, 1, 'renamed: the transaction counts for the name it ended with');
+	cmp_ok($idle, '>=', 400, 'renamed: with its wait');
+	is(durations_of('idle-before-set'), '', 'renamed: nothing for the name it started with');
+	$_->terminate for ($d, $m);
 
 	# a failed block waits too: until the client's ROLLBACK
 	my $f = session('idle-failed');
@@ -162,6 +195,8 @@ start_over();
 }
 
 # --- at most txguard.max_duration_keys keys; then "(other)" per database ---
+$node->append_conf('postgresql.conf', 'txguard.max_duration_keys = 4');
+$node->restart;
 start_over();
 {
 	my $offset = -s $node->logfile;
@@ -190,6 +225,8 @@ start_over();
 			WHERE datname = 'work' AND application_name = '(other)' AND usename IS NULL}),
 		'23', '(other) has its histogram too');
 }
+$node->append_conf('postgresql.conf', 'txguard.max_duration_keys = 1000');
+$node->restart;
 
 # --- DROP DATABASE takes its durations along ---
 start_over();
