@@ -40,6 +40,7 @@
 #include "postmaster/bgworker_internals.h"
 #include "replication/walsender.h"
 #include "storage/proc.h"
+#include "storage/shmem.h"
 #include "tcop/utility.h"
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
@@ -345,6 +346,20 @@ txg_string_assign_hook(const char *name)
 	return &conf->_string.assign_hook;
 #else
 	return &((struct config_string *) conf)->assign_hook;
+#endif
+}
+
+/*
+ * A hash table in shared memory of at most "size" entries: 19 dropped
+ * ShmemInitHash's initial size (it was the maximum size as well here).
+ */
+static inline HTAB *
+txg_shmem_init_hash(const char *name, long size, HASHCTL *info, int flags)
+{
+#if PG_VERSION_NUM >= 190000
+	return ShmemInitHash(name, size, info, flags);
+#else
+	return ShmemInitHash(name, size, size, info, flags);
 #endif
 }
 

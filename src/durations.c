@@ -150,10 +150,9 @@ txg_durations_shmem_init(void)
 	memset(&info, 0, sizeof(info));
 	info.keysize = KEY_SIZE;
 	info.entrysize = sizeof(TxgDurationKey);
-	keys = ShmemInitHash("pg_txguard duration keys",
-						 Max(txg_max_duration_keys, 1),
-						 Max(txg_max_duration_keys, 1),
-						 &info, HASH_ELEM | HASH_BLOBS);
+	keys = txg_shmem_init_hash("pg_txguard duration keys",
+							   Max(txg_max_duration_keys, 1),
+							   &info, HASH_ELEM | HASH_BLOBS);
 }
 
 /* a + b, at most PG_INT64_MAX (both are not negative) */
