@@ -41,15 +41,15 @@ int			txg_max_cached_plans = 256;
 int			txg_max_duration_keys = 1000;
 
 /*
- * Assignments of application_name, counted.  The durations (stats.c) and
- * the registry's copy for reports made by others (registry.c) follow the
- * session's application_name.  Comparing the variable's pointer with the
- * one seen last is not enough: the string a rolled-back SET LOCAL frees
- * can be allocated again, at the same address, for the next value.  So
- * the setting's assign hook is chained, as pg_txguard chains PostgreSQL's
- * other hooks, to count every assignment (SET, RESET, SET LOCAL and its
- * end, a function's SET clause, set_config()): the end of a transaction
- * then compares two integers.
+ * The durations (stats.c) and the registry's copy for reports made by
+ * others (registry.c) follow the session's application_name.  Comparing
+ * the variable's pointer with the one seen last is not enough: the string
+ * a rolled-back SET LOCAL frees can be allocated again, at the same
+ * address, for the next value.  So the setting's assign hook is chained,
+ * as pg_txguard chains PostgreSQL's other hooks, to see every assignment
+ * (SET, RESET, SET LOCAL and its end, a function's SET clause,
+ * set_config()): the durations change key there and then, and the
+ * registry compares a count of assignments with the one it copied at.
  */
 uint32		txg_application_name_changes = 0;
 static GucStringAssignHook prev_assign_application_name = NULL;
@@ -219,6 +219,7 @@ assign_application_name(const char *newval, void *extra)
 	if (prev_assign_application_name)
 		prev_assign_application_name(newval, extra);
 	txg_application_name_changes++;
+	txg_stats_application_name(newval);
 }
 
 /* count the assignments of application_name: from _PG_init */

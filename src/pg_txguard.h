@@ -368,17 +368,16 @@ typedef struct TxgBackendCounts
 
 extern PGDLLIMPORT TxgBackendCounts *txg_my_counts;
 extern PGDLLIMPORT pg_atomic_uint64 *txg_stats_generation;
-extern PGDLLIMPORT uint32 txg_counted_appname_changes;
-extern void txg_stats_key_changed(void);
+extern void txg_stats_application_name(const char *newval);
 extern void txg_stats_new_generation(TxgBackendCounts *c, uint64 generation);
 
 /*
  * Count a transaction's outcome and its duration in the backend's own
  * slot: the per-transaction path, inline, without a lock.  The slot is
  * written under its change counter, and counts of an older generation (a
- * reset came since) start over.  When application_name was assigned since
- * the key was copied, the durations so far go to the old key
- * (txg_stats_key_changed).
+ * reset came since) start over.  The slot's key follows application_name
+ * as it is assigned (txg_stats_application_name), so there is nothing to
+ * check here.
  */
 static pg_attribute_always_inline void
 txg_stats_count(TxgOutcome outcome, int64 duration)
@@ -387,8 +386,6 @@ txg_stats_count(TxgOutcome outcome, int64 duration)
 	uint64		generation;
 
 	/* (before the backend has its slot, and after, one that nobody reads) */
-	if (unlikely(txg_application_name_changes != txg_counted_appname_changes))
-		txg_stats_key_changed();
 	generation = pg_atomic_read_u64(txg_stats_generation);
 	c->changecount++;
 	pg_write_barrier();

@@ -113,14 +113,12 @@ TxgBackendCounts *txg_my_counts = &unread_counts;
 /* the counters' generation (see txg_stats_count) */
 pg_atomic_uint64 *txg_stats_generation = &unread_generation;
 
-/* the assignments of application_name when the slot's key was copied */
-uint32		txg_counted_appname_changes = 0;
 
 /*
  * The slot's change count when a wait of the open transaction last raised
  * its max_idle, and max_idle before this transaction first did: a
  * transaction that changes application_name takes its own wait along to
- * the new key (txg_stats_key_changed).  Any count since makes the change
+ * the new key (txg_stats_application_name).  Any count since makes the change
  * count move on.
  */
 static uint32 idle_raised_at = 1;	/* odd: never a change count at rest */
@@ -572,7 +570,6 @@ txg_stats_attach_backend(void)
 	c->changecount++;
 	END_CRIT_SECTION();
 	MyCounts = c;
-	txg_counted_appname_changes = txg_application_name_changes;
 	txg_stats_max_idle = &c->durations.max_idle;
 }
 
@@ -631,23 +628,27 @@ hand_over_durations(TxgBackendCounts *c)
 }
 
 /*
- * application_name was assigned since the slot's key was copied: if it
- * changed, durations counted so far go to the old key.
+ * application_name is being assigned "newval" (from its assign hook, see
+ * guc.c: by SET, RESET, SET LOCAL and its end, a function's SET clause,
+ * set_config()): if it changes, the durations counted so far go to the old
+ * key, and what is counted from now on to the new one.  So a transaction
+ * counts for the name it has when it ends (a SET LOCAL is undone after the
+ * transaction callbacks count it).  Assign hooks must not fail: this takes
+ * the counters' lock, which cannot.
  */
 void
-txg_stats_key_changed(void)
+txg_stats_application_name(const char *newval)
 {
 	TxgBackendCounts *c = MyCounts;
-	const char *appname = application_name ? application_name : "";
+	const char *appname = newval ? newval : "";
 	bool		idle_of_this_xact;
 	int64		this_xact_idle = 0;
 
-	txg_counted_appname_changes = txg_application_name_changes;
 	if (!attached(c) || strcmp(c->appname, appname) == 0)
 		return;
 
 	/*
-	 * The transaction ending now counts for the new name, and so does its
+	 * The open transaction counts for the new name, and so does its
 	 * longest wait if it raised the slot's (see txg_stats_idle): the old
 	 * key keeps the longest of before.
 	 */
@@ -676,7 +677,7 @@ txg_stats_key_changed(void)
  * The transaction waited "idle" microseconds for its client between two
  * statements (or before it ended), longer than the key's longest wait so
  * far (see txg_stats_note_idle).  Counted in the slot at once; should the
- * transaction end with another application_name, txg_stats_key_changed
+ * transaction change its application_name, txg_stats_application_name
  * takes it along to the new key.
  */
 void
