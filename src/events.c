@@ -327,6 +327,17 @@ txg_event_report(TxgEventData *event)
 	txg_event_report_for(event, &who, &xact);
 }
 
+/* the same, for a transaction described by "xact" (not the registry) */
+void
+txg_event_report_with(TxgEventData *event, const TxgXactInfo *xact)
+{
+	TxgSessionId who;
+	char		addr[NI_MAXHOST];
+
+	this_session(&who, addr, sizeof(addr));
+	txg_event_report_for(event, &who, xact);
+}
+
 /*
  * Record an event about the transaction "xact" of the session "who",
  * which may be another backend's (the sentinel reports for others).

@@ -66,7 +66,7 @@ static PQcommMethods txg_comm_methods;
 static int	(*prev_putmessage) (char msgtype, const char *s, size_t len) = NULL;
 
 /* a client's utility statement runs (see process_client_utility) */
-static bool in_client_utility = false;
+bool		txg_in_client_utility = false;
 
 /* per-backend set-up: done, or not a backend we track */
 static bool backend_ready = false;
@@ -176,7 +176,7 @@ backend_exit(int code, Datum arg)
 static pg_attribute_always_inline bool
 client_source(const char *source, bool executor)
 {
-	if (source == NULL || debug_query_string == NULL || in_client_utility)
+	if (source == NULL || debug_query_string == NULL || txg_in_client_utility)
 		return false;
 	if (source == debug_query_string)
 		return true;
@@ -376,7 +376,7 @@ error_raised_at_commit(void)
 static pg_noinline void
 process_client_utility(TxgStmtKind kind, TXG_PROCESS_UTILITY_ARGS)
 {
-	in_client_utility = true;
+	txg_in_client_utility = true;
 	if (kind == TXG_STMT_CALL)
 		txg_session_call(true);
 	PG_TRY();
@@ -385,13 +385,13 @@ process_client_utility(TxgStmtKind kind, TXG_PROCESS_UTILITY_ARGS)
 	}
 	PG_CATCH();
 	{
-		in_client_utility = false;
+		txg_in_client_utility = false;
 		if (kind == TXG_STMT_CALL)
 			txg_session_call_failed(error_raised_at_commit());
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	in_client_utility = false;
+	txg_in_client_utility = false;
 	if (kind == TXG_STMT_CALL)
 		txg_session_call(false);
 }
@@ -405,7 +405,7 @@ txg_ProcessUtility(TXG_PROCESS_UTILITY_ARGS)
 
 	if (track_this_backend())
 	{
-		if (context == PROCESS_UTILITY_TOPLEVEL && !in_client_utility)
+		if (context == PROCESS_UTILITY_TOPLEVEL && !txg_in_client_utility)
 		{
 			const char *text;
 			int			len;

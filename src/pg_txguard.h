@@ -232,6 +232,7 @@ typedef struct TxgSessionId
 } TxgSessionId;
 
 extern void txg_event_report(TxgEventData *event);
+extern void txg_event_report_with(TxgEventData *event, const TxgXactInfo *xact);
 extern void txg_event_report_for(TxgEventData *event, const TxgSessionId *who,
 								 const TxgXactInfo *xact);
 extern void txg_client_address(char *buf, size_t size);
@@ -437,6 +438,8 @@ extern void txg_timeout_nested(void);
 extern void txg_timeout_pre_commit(void);
 extern PGDLLIMPORT bool txg_timeout_report_pending;
 extern void txg_timeout_flush_report(void);
+extern void txg_timeout_keep_looking(void);
+extern bool txg_timeout_unseen_end(void);
 
 /* write the report of an enforcement the client has already seen, if any */
 static inline void
@@ -526,6 +529,7 @@ extern bool txg_session_in_block(void);
 
 /* hooks.c: turns what PostgreSQL tells a backend into session events */
 extern void txg_hooks_init(void);
+extern PGDLLIMPORT bool txg_in_client_utility;
 extern void txg_hooks_nested_statement(void);
 
 #pragma GCC visibility pop

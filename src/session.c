@@ -299,10 +299,16 @@ xact_end(TxgOutcome outcome, TimestampTz end)
 	xact_close();
 }
 
-/* a transaction we do not follow ended (in its callback): count it */
+/*
+ * A transaction we do not follow ended (in its callback): count it.  The
+ * timeout may have enforced its limit before any hook saw it (see
+ * timeout.c): then it timed out.
+ */
 static void
 untracked_end(TxgOutcome outcome)
 {
+	if (unlikely(txg_timeout_unseen_end()) && outcome != TXG_OUTCOME_COMMITTED)
+		outcome = TXG_OUTCOME_TIMED_OUT;
 	count_outcome(outcome, GetCurrentTransactionStartTimestamp(),
 				  callback_end_time());
 }
@@ -569,6 +575,9 @@ txg_session_answer(bool error)
 				txg_timeout_rearm();
 				break;
 			case SS_NO_XACT:
+				/* between transactions, or in one no hook has seen */
+				txg_timeout_keep_looking();
+				break;
 			case SS_IDLE:
 			case SS_IDLE_SUBABORTED:
 			case SS_IDLE_EXPIRED:

@@ -52,6 +52,20 @@
  * subtransaction abort that follows, and ReadyForQuery in a live
  * transaction, arm ours again.
  *
+ * Transactions no hook has seen yet.  A transaction opens when a message
+ * arrives, but pg_txguard follows it from the first hook its work passes:
+ * the end of parse analysis, the executor, a utility statement.  Before
+ * that, parse analysis (a Query, a Parse) or a cached plan's revalidation
+ * (a Bind) may wait for a lock, as long as its holder keeps it.  So while
+ * a limit is set, the timer is never left idle: between transactions the
+ * handler arms it again one limit ahead (an idle session wakes once per
+ * limit), and when it finds the backend in a transaction no hook has seen
+ * (and not inside a client's utility statement, whose own next
+ * transactions, VACUUM's say, are not followed), it takes that
+ * transaction's start from core and enforces the limit as for a followed
+ * one.  The transaction then fails with the same error, is counted as
+ * timed_out, and is reported with the text of the message that opened it.
+ *
  * Cost.  With both settings at 0 (the default) a transaction costs two
  * integer tests.  With a limit, the timer is not disarmed at the end of a
  * transaction, and a new transaction whose deadline comes after the one
@@ -72,7 +86,10 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "mb/pg_wchar.h"
+#include "tcop/tcopprot.h"
 #include "utils/elog.h"
+#include "utils/memutils.h"
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
 
@@ -120,6 +137,15 @@ bool		txg_timeout_report_pending = false;
 
 /* our cancel reached the running work (and may have been caught) */
 static bool cancel_delivered = false;
+
+/*
+ * The handler enforces the limit on a transaction no hook has seen (see
+ * the file header); and the text of the message that opened it, copied
+ * when the error is shaped, for the report.
+ */
+static volatile sig_atomic_t unseen = false;
+static char *unseen_text = NULL;
+static int	unseen_len = 0;
 
 /* this backend's session was ended by the timeout */
 static bool terminated = false;
@@ -184,6 +210,52 @@ waits_for_client(uint32 wait_event)
 }
 
 /*
+ * Is the backend in a transaction that no hook has seen?  Read in the
+ * handler: plain reads of values the mainline sets.
+ */
+static inline bool
+in_unseen_transaction(void)
+{
+	return txg_session_state == SS_NO_XACT && !txg_in_client_utility &&
+		txg_proc_lxid(MyProc) != InvalidLocalTransactionId;
+}
+
+/*
+ * The handler, with no followed transaction: look for one no hook has
+ * seen, or look again one limit from now.  Returns whether the limit of
+ * such a transaction was reached (deadline and the rest set as for a
+ * followed one).
+ */
+static bool
+unseen_deadline(TimestampTz now)
+{
+	TimestampTz start;
+	TimestampTz at;
+
+	if (current_limit <= 0)
+		return false;			/* no limit: nothing to look for */
+	if (!in_unseen_transaction())
+	{
+		arm(TimestampTzPlusMilliseconds(now, current_limit));
+		return false;
+	}
+	start = GetCurrentTransactionStartTimestamp();
+	at = TimestampTzPlusMilliseconds(start, current_limit);
+	if (now < at)
+	{
+		arm(at);
+		return false;
+	}
+	unseen = true;
+	xact_start = start;
+	deadline = at;
+	deadline_limit = current_limit;
+	deadline_setting = current_setting;
+	timer_live = true;
+	return true;
+}
+
+/*
  * Runs inside the SIGALRM handler: flags, the latch, and timeout.c's own
  * enable_timeout_at() (the handler runs only while timeout.c's state is
  * consistent, with SIGALRM blocked, as for core's repeating timeouts).
@@ -191,8 +263,11 @@ waits_for_client(uint32 wait_event)
 static void
 transaction_timeout_handler(void)
 {
-	if (!timer_live || MyProc == NULL || proc_exit_inprogress)
-		return;					/* the transaction, or the backend, is over */
+	if (MyProc == NULL || proc_exit_inprogress)
+		return;					/* the backend is over */
+	if (!timer_live &&
+		!unseen_deadline(GetCurrentTimestamp()))
+		return;
 	if (!txg_deadline_passed)
 	{
 		TimestampTz now = GetCurrentTimestamp();
@@ -265,6 +340,20 @@ settings_changed(int timeout, int cap)
 	set_deadline();
 	if (guarding && !txg_deadline_passed)
 		txg_registry_set_deadline(deadline);
+	txg_timeout_keep_looking();
+}
+
+/*
+ * While a limit is set, keep the timer armed (see the file header):
+ * from a limit's change, the backend's start, and an error (whose
+ * recovery disabled every timeout).
+ */
+void
+txg_timeout_keep_looking(void)
+{
+	if (current_limit > 0 && timeout_registered &&
+		!get_timeout_active(timeout_id))
+		arm(TimestampTzPlusMilliseconds(GetCurrentTimestamp(), current_limit));
 }
 
 void
@@ -274,6 +363,7 @@ txg_timeout_backend_init(void)
 		return;
 	timeout_id = RegisterTimeout(USER_TIMEOUT, transaction_timeout_handler);
 	timeout_registered = true;
+	txg_timeout_keep_looking();
 }
 
 /*
@@ -306,9 +396,10 @@ txg_timeout_guard(TimestampTz start)
 void
 txg_timeout_unguard(void)
 {
-	if (!guarding)
+	if (!guarding && !unseen)
 		return;
 	guarding = false;
+	unseen = false;
 	if (unlikely(timer_live))
 	{
 		timer_live = false;
@@ -368,7 +459,40 @@ void
 txg_timeout_flush_report(void)
 {
 	txg_timeout_report_pending = false;
-	txg_event_report(&report);
+	if (unseen)
+	{
+		/* no registry record: the transaction's start, and its message */
+		TxgXactInfo xact;
+
+		memset(&xact, 0, sizeof(xact));
+		xact.xact_start = xact_start;
+		/* its one statement started: its analysis, or its plan's check */
+		xact.statements = unseen_len > 0 ? 1 : 0;
+		xact.first = xact.last = unseen_text;
+		xact.first_len = xact.last_len = unseen_len;
+		txg_event_report_with(&report, &xact);
+	}
+	else
+		txg_event_report(&report);
+}
+
+/*
+ * A transaction no hook followed ended (session.c counts it).  Returns
+ * whether the handler enforced the limit on it: it timed out; and forgets
+ * it, as txg_timeout_unguard forgets a followed one.
+ */
+bool
+txg_timeout_unseen_end(void)
+{
+	bool		timed_out = unseen;
+
+	if (timed_out)
+	{
+		txg_timeout_flush();
+		txg_timeout_unguard();
+		txg_timeout_keep_looking();
+	}
+	return timed_out;
 }
 
 /* the backend exits: a termination is reported from here */
@@ -487,8 +611,22 @@ txg_emit_log_hook(ErrorData *edata)
 {
 	if (edata->elevel == FATAL && requested == ACTION_NONE)
 		(void) txg_sentinel_shape_fatal(edata);
-	else if (requested != ACTION_NONE && guarding)
+	else if (requested != ACTION_NONE && (guarding || unseen))
 	{
+		if (unseen && unseen_text == NULL)
+			unseen_text = MemoryContextAlloc(TopMemoryContext,
+											 txg_track_statement_size + 1);
+		if (unseen)
+		{
+			/* the message that opened it is running now */
+			const char *text = debug_query_string ? debug_query_string : "";
+
+			unseen_len = strlen(text);
+			if (unseen_len > txg_track_statement_size)
+				unseen_len = pg_mbcliplen(text, unseen_len,
+										  txg_track_statement_size);
+			memcpy(unseen_text, text, unseen_len);
+		}
 		if (requested == ACTION_CANCEL && is_our_cancel(edata))
 		{
 			requested = ACTION_NONE;

@@ -916,6 +916,17 @@ def act_set(s, g):
     act_query(s, g, [st])
 
 
+def act_appname(s, g):
+    """SET application_name, or SET LOCAL in a transaction: the durations
+    change key as it is assigned, and back when a SET LOCAL, or a SET in a
+    transaction that rolls back, is undone (the checkpoints check that no
+    transaction and no wait goes missing or to a key it does not fit)."""
+    r = g.r
+    local = s.status != 'I' and r.random() < 0.6
+    act_query(s, g, [Stmt("SET %sapplication_name = 'fuzz_app_%d'"
+                          % ('LOCAL ' if local else '', r.randint(1, 3)))])
+
+
 def act_prepare(s, g):
     """BEGIN; work; PREPARE TRANSACTION; then COMMIT or ROLLBACK PREPARED
     at once (a prepared transaction left behind would hold its locks)."""
@@ -1007,10 +1018,10 @@ def act_disconnect(s, g):
 ACTIONS_IDLE = [(20, act_query), (6, act_multi), (10, act_pipeline), (2, act_parse_only),
                 (3, act_portal), (5, act_fastpath), (3, act_copy), (4, act_pause),
                 (6, act_set), (2, act_prepare), (3, act_hold), (3, act_wait),
-                (2, act_lock), (2, act_disconnect)]
+                (2, act_lock), (2, act_disconnect), (2, act_appname)]
 ACTIONS_XACT = [(30, act_query), (5, act_multi), (10, act_pipeline), (1, act_parse_only),
                 (2, act_portal), (5, act_fastpath), (3, act_copy), (8, act_pause),
-                (2, act_prepare), (3, act_disconnect)]
+                (2, act_prepare), (3, act_disconnect), (2, act_appname)]
 
 
 # ---------------------------------------------------------------------------
