@@ -575,14 +575,18 @@ txg_session_answer(bool error)
 				txg_timeout_rearm();
 				break;
 			case SS_NO_XACT:
-				/* between transactions, or in one no hook has seen */
+			case SS_ABORTED:
+			case SS_IDLE_ABORTED:
+				/*
+				 * Between transactions, in one no hook has seen, or in an
+				 * aborted block (not followed): the timer goes on looking
+				 * for transactions no hook sees (see timeout.c)
+				 */
 				txg_timeout_keep_looking();
 				break;
 			case SS_IDLE:
 			case SS_IDLE_SUBABORTED:
 			case SS_IDLE_EXPIRED:
-			case SS_ABORTED:
-			case SS_IDLE_ABORTED:
 			case SS_EXITING:
 				break;
 		}
@@ -907,6 +911,8 @@ txg_session_prepare(void)
 			xact_close();
 			break;
 		case SS_NO_XACT:
+			(void) txg_timeout_unseen_end();
+			break;
 		case SS_EXITING:
 			break;
 		case SS_EXPIRED:
@@ -1033,6 +1039,13 @@ txg_session_exit(void)
 	switch (txg_session_state)
 	{
 		case SS_NO_XACT:
+			/* the timeout may have ended one no hook saw (see timeout.c) */
+			if (unlikely(txg_timeout_unseen_end()))
+				count_outcome(txg_timeout_terminated() ? TXG_OUTCOME_TERMINATED :
+							  TXG_OUTCOME_TIMED_OUT,
+							  GetCurrentTransactionStartTimestamp(),
+							  GetCurrentTimestamp());
+			break;
 		case SS_EXITING:
 			break;
 		case SS_RUNNING:

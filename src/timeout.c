@@ -216,7 +216,12 @@ waits_for_client(uint32 wait_event)
 static inline bool
 in_unseen_transaction(void)
 {
+	/*
+	 * A client's message is being processed (not a transaction core runs
+	 * by itself while the session is idle, to deliver a notification say)
+	 */
 	return txg_session_state == SS_NO_XACT && !txg_in_client_utility &&
+		debug_query_string != NULL &&
 		txg_proc_lxid(MyProc) != InvalidLocalTransactionId;
 }
 
@@ -239,7 +244,12 @@ unseen_deadline(TimestampTz now)
 		arm(TimestampTzPlusMilliseconds(now, current_limit));
 		return false;
 	}
-	start = GetCurrentTransactionStartTimestamp();
+	/*
+	 * The message's start, which is the transaction's (core takes it from
+	 * there) and is set before the transaction starts, so never one left
+	 * from an earlier transaction.
+	 */
+	start = GetCurrentStatementStartTimestamp();
 	at = TimestampTzPlusMilliseconds(start, current_limit);
 	if (now < at)
 	{
@@ -351,9 +361,14 @@ settings_changed(int timeout, int cap)
 void
 txg_timeout_keep_looking(void)
 {
-	if (current_limit > 0 && timeout_registered &&
-		!get_timeout_active(timeout_id))
-		arm(TimestampTzPlusMilliseconds(GetCurrentTimestamp(), current_limit));
+	TimestampTz at;
+
+	if (current_limit <= 0 || !timeout_registered)
+		return;
+	at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), current_limit);
+	/* armed, but for later than one limit from now (the limit was lowered) */
+	if (!get_timeout_active(timeout_id) || armed_until > at)
+		arm(at);
 }
 
 void
@@ -378,6 +393,9 @@ txg_timeout_guard(TimestampTz start)
 	xact_start = start;
 	if (likely(current_limit <= 0) || !timeout_registered)
 		return 0;				/* the common case: no limit, nothing to arm */
+	if (unlikely(txg_deadline_passed))
+		return deadline;		/* enforced before any hook saw it: leave the
+								 * grace period's timer alone */
 	deadline_limit = current_limit;
 	deadline_setting = current_setting;
 	deadline = TimestampTzPlusMilliseconds(start, current_limit);

@@ -7,9 +7,11 @@
 # transaction must still end at its limit: canceled (25P04), counted as
 # timed_out, reported with the statement; the session survives.  Also
 # after the session sat idle for longer than its limit first (the timer
-# goes on looking between transactions), and after an error (whose
-# recovery disables every timer).  VACUUM's own next transactions are not
-# limited.
+# goes on looking between transactions), after an error (whose recovery
+# disables every timer), after a second error in an aborted block; a
+# deadline passed during a long parse analysis still ends in a cancel.
+# Not limited: VACUUM's own next transactions, and the transactions core
+# runs by itself while the session is idle (delivering notifications).
 use strict;
 use warnings;
 
@@ -142,6 +144,62 @@ sub answer
 	$h->simple('ROLLBACK');
 	$c->terminate;
 	$h->terminate;
+}
+
+# --- a deadline that passes while a long statement is analysed: when the
+# parse hook then sees the transaction, the cancel stands (not a FATAL) ---
+{
+	my $c = session('long-parse');
+	$c->simple(q{SET txguard.transaction_timeout = '20ms'});
+	my $list = join(',', (1) x 500_000);
+	$c->parse('', "SELECT 1 WHERE 1 IN ($list)");
+	$c->bind('', '');
+	$c->execute('', 0);
+	$c->sync;
+	my @m = $c->read_until_ready(30);
+	is(TxgWire::error_code(@m), 'ERROR 25P04', 'long parse: canceled, the session survives');
+	is(TxgWire::status(@m), 'I', 'long parse: ready for the next query');
+	$c->terminate;
+}
+
+# --- after a second error in an aborted block (error recovery disables
+# every timer), the next transaction is bounded all the same ---
+{
+	my $c = session('aborted');
+	$c->simple(q{SET txguard.transaction_timeout = '400ms'});
+	$c->simple('BEGIN');
+	$c->simple('SELECT 1/0');
+	$c->simple('SELECT 1');
+	$c->simple('ROLLBACK');
+	my $h = hold_table();
+	my $start = time();
+	$c->query('SELECT count(*) FROM t');
+	my ($code, $took) = answer($c, $start);
+	is($code, 'ERROR 25P04', 'after an aborted block: canceled');
+	cmp_ok($took, '<', 5, 'after an aborted block: near its limit');
+	$h->simple('ROLLBACK');
+	$c->terminate;
+	$h->terminate;
+}
+
+# --- a transaction core runs by itself while the session is idle (to
+# deliver notifications) is not the client's: the session is left alone ---
+{
+	my $l = session('listener');
+	$l->simple(q{SET txguard.transaction_timeout = '1s'});
+	$l->simple('LISTEN ch');
+	my $pid = $l->pid;
+	usleep(1_500_000);
+	# more than the socket takes: delivery waits for the listener to read
+	$node->safe_psql('work', q{SELECT pg_notify('ch', repeat('x', 7000) || i) FROM generate_series(1, 3000) i});
+	usleep(2_500_000);
+	is($node->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE pid = $pid"), '1',
+		'listener: still connected while its notifications wait for it');
+	$l->query('SELECT 1');
+	my @m = $l->read_until_ready(20);
+	is(TxgWire::error_code(@m), 'none', 'listener: no error');
+	cmp_ok(scalar(grep { $_->[0] eq 'A' } @m), '==', 3000, 'listener: every notification delivered');
+	$l->terminate;
 }
 
 # --- within its limit, a wait for a lock before any hook is left alone ---
