@@ -102,12 +102,8 @@ typedef struct TxgDurationTable
 static TxgDurationTable *table = NULL;
 static HTAB *keys = NULL;
 
-/* a row as the readers see it */
-typedef struct DurationRow
-{
-	TxgDurationKey key;
-	bool		other;
-} DurationRow;
+/* an "(other)" row: the database's, with no role and no name */
+#define is_other_row(k)		(!OidIsValid((k)->userid))
 
 void
 txg_durations_init(void)
@@ -618,12 +614,12 @@ typedef struct RowIndexEntry
  * Every row with durations: the table's, plus what the live backends
  * counted since they last handed theirs over, added as they would be.
  */
-static DurationRow *
+static TxgDurationKey *
 gather_rows(int *nrows)
 {
 	int			nbackends = txg_max_backends();
 	int			maxrows;
-	DurationRow *rows;
+	TxgDurationKey *rows;
 	TxgDurationKey *live;
 	int			nlive;
 	int			nkeys;
@@ -637,23 +633,17 @@ gather_rows(int *nrows)
 
 	txg_check_loaded();
 	maxrows = table->capacity + TXG_MAX_DATABASES + nbackends;
-	rows = palloc(sizeof(DurationRow) * maxrows);
+	rows = palloc(sizeof(TxgDurationKey) * maxrows);
 	live = palloc(sizeof(TxgDurationKey) * nbackends);
 
 	LWLockAcquire(txg_lwlock(TXG_LOCK_STATS), LW_SHARED);
 	capacity = table->capacity;
 	hash_seq_init(&seq, keys);
 	while ((entry = hash_seq_search(&seq)) != NULL)
-	{
-		rows[n].key = *entry;
-		rows[n++].other = false;
-	}
+		rows[n++] = *entry;
 	nkeys = n;
 	for (i = 0; i < table->nothers; i++)
-	{
-		rows[n].key = table->others[i];
-		rows[n++].other = true;
-	}
+		rows[n++] = table->others[i];
 	nlive = txg_stats_live_durations(live, nbackends);
 	LWLockRelease(txg_lwlock(TXG_LOCK_STATS));
 
@@ -663,14 +653,11 @@ gather_rows(int *nrows)
 	info.hcxt = CurrentMemoryContext;
 	index = hash_create("pg_txguard duration rows", Max(n + nlive, 16), &info,
 						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	/* the table's keys are zero-padded (fill_key): fit to look up */
 	for (i = 0; i < n; i++)
 	{
-		TxgDurationKey k;
-		RowIndexEntry *e;
+		RowIndexEntry *e = hash_search(index, &rows[i], HASH_ENTER, NULL);
 
-		/* an "(other)" row's key: the database, no role, no name */
-		fill_key(&k, rows[i].key.dbid, rows[i].key.userid, rows[i].key.appname);
-		e = hash_search(index, &k, HASH_ENTER, NULL);
 		e->row = i;
 	}
 
@@ -690,19 +677,17 @@ gather_rows(int *nrows)
 			if (!found)
 			{
 				e->row = n;
-				rows[n].key = k;
-				rows[n++].other = true;
+				rows[n++] = k;
 			}
 		}
 		else if (e == NULL)
 		{
 			e = hash_search(index, &k, HASH_ENTER, NULL);
 			e->row = n;
-			rows[n].key = k;
-			rows[n++].other = false;
+			rows[n++] = k;
 			nkeys++;
 		}
-		txg_durations_merge(&rows[e->row].key.durations, &live[i].durations);
+		txg_durations_merge(&rows[e->row].durations, &live[i].durations);
 	}
 	hash_destroy(index);
 	pfree(live);
@@ -721,18 +706,18 @@ interval_datum(int64 us)
 
 /* the key's columns: dbid, userid, application_name */
 static void
-key_values(const DurationRow *row, Datum *values, bool *nulls)
+key_values(const TxgDurationKey *row, Datum *values, bool *nulls)
 {
-	values[0] = ObjectIdGetDatum(row->key.dbid);
-	if (row->other)
+	values[0] = ObjectIdGetDatum(row->dbid);
+	if (is_other_row(row))
 	{
 		nulls[1] = true;
 		values[2] = CStringGetTextDatum("(other)");
 	}
 	else
 	{
-		values[1] = ObjectIdGetDatum(row->key.userid);
-		values[2] = CStringGetTextDatum(row->key.appname);
+		values[1] = ObjectIdGetDatum(row->userid);
+		values[2] = CStringGetTextDatum(row->appname);
 	}
 }
 
@@ -781,7 +766,7 @@ Datum
 txguard_durations(PG_FUNCTION_ARGS)
 {
 	TxgSrf		srf;
-	DurationRow *rows;
+	TxgDurationKey *rows;
 	int			nrows;
 	int			i;
 
@@ -789,7 +774,7 @@ txguard_durations(PG_FUNCTION_ARGS)
 	txg_srf_begin(fcinfo, &srf);
 	for (i = 0; i < nrows; i++)
 	{
-		const TxgDurations *d = &rows[i].key.durations;
+		const TxgDurations *d = &rows[i].durations;
 		int64		n = transactions_of(d);
 		Datum		values[DURATIONS_COLS];
 		bool		nulls[DURATIONS_COLS];
@@ -825,7 +810,7 @@ Datum
 txguard_duration_histogram(PG_FUNCTION_ARGS)
 {
 	TxgSrf		srf;
-	DurationRow *rows;
+	TxgDurationKey *rows;
 	int			nrows;
 	int			i;
 
@@ -833,7 +818,7 @@ txguard_duration_histogram(PG_FUNCTION_ARGS)
 	txg_srf_begin(fcinfo, &srf);
 	for (i = 0; i < nrows; i++)
 	{
-		const TxgDurations *d = &rows[i].key.durations;
+		const TxgDurations *d = &rows[i].durations;
 		int64		count = 0;
 		int			b;
 
@@ -964,7 +949,7 @@ txguard_durations_longer(PG_FUNCTION_ARGS)
 	int64		us = interval_microseconds(PG_GETARG_INTERVAL_P(0));
 	int			b = bound_at_or_below(us);
 	TxgSrf		srf;
-	DurationRow *rows;
+	TxgDurationKey *rows;
 	int			nrows;
 	int			i;
 
@@ -980,7 +965,7 @@ txguard_durations_longer(PG_FUNCTION_ARGS)
 	txg_srf_begin(fcinfo, &srf);
 	for (i = 0; i < nrows; i++)
 	{
-		const TxgDurations *d = &rows[i].key.durations;
+		const TxgDurations *d = &rows[i].durations;
 		int64		longer = 0;
 		int			j;
 		Datum		values[LONGER_COLS];
