@@ -266,21 +266,6 @@ extern void txg_stats_count_observed(Oid dbid);
 extern void txg_stats_recount(TxgOutcome from, TxgOutcome to);
 extern void txg_stats_idle(int64 idle);
 extern bool txg_stats_database_exists(Oid dbid);
-extern PGDLLIMPORT int64 *txg_stats_max_idle;
-
-/*
- * A transaction waited "idle" microseconds for its client between two
- * statements.  Inline, and one comparison with the slot's longest wait:
- * a transaction of several statements passes here at each one.  (After a
- * reset, the slot's longest is that of before until the transaction
- * ends: a shorter wait of the transaction that spans the reset is missed.)
- */
-static inline void
-txg_stats_note_idle(int64 idle)
-{
-	if (unlikely(idle > *txg_stats_max_idle))
-		txg_stats_idle(idle);
-}
 
 /* durations.c: transaction durations per (database, role, application) */
 #define TXG_DURATION_BOUNDS		22
@@ -373,32 +358,61 @@ extern void txg_stats_application_name(const char *newval);
 extern void txg_stats_new_generation(TxgBackendCounts *c, uint64 generation);
 
 /*
+ * Start a write of a backend's own counter slot: counts of an older
+ * generation (a reset came since) start over.  No critical section:
+ * nothing between this and txg_count_end can fail (see registry.c).
+ */
+static pg_attribute_always_inline void
+txg_count_begin(TxgBackendCounts *c)
+{
+	uint64		generation = pg_atomic_read_u64(txg_stats_generation);
+
+	c->changecount++;
+	pg_write_barrier();
+	if (unlikely(c->generation != generation))
+		txg_stats_new_generation(c, generation);
+}
+
+static pg_attribute_always_inline void
+txg_count_end(TxgBackendCounts *c)
+{
+	pg_write_barrier();
+	c->changecount++;
+}
+
+/*
  * Count a transaction's outcome and its duration in the backend's own
- * slot: the per-transaction path, inline, without a lock.  The slot is
- * written under its change counter, and counts of an older generation (a
- * reset came since) start over.  The slot's key follows application_name
- * as it is assigned (txg_stats_application_name), so there is nothing to
- * check here.
+ * slot: the per-transaction path, inline, without a lock.  The slot's key
+ * follows application_name as it is assigned (txg_stats_application_name),
+ * so there is nothing to check here.  (Before the backend has its slot,
+ * and after, txg_my_counts is one that nobody reads.)
  */
 static pg_attribute_always_inline void
 txg_stats_count(TxgOutcome outcome, int64 duration)
 {
 	TxgBackendCounts *c = txg_my_counts;
-	uint64		generation;
 
-	/* (before the backend has its slot, and after, one that nobody reads) */
-	generation = pg_atomic_read_u64(txg_stats_generation);
-	c->changecount++;
-	pg_write_barrier();
-	if (unlikely(c->generation != generation))
-		txg_stats_new_generation(c, generation);
+	txg_count_begin(c);
 	c->counts.n[outcome]++;
 	c->durations.buckets[txg_duration_bucket(duration)]++;
 	c->durations.sum += duration;
 	if (duration > c->durations.max)
 		c->durations.max = duration;
-	pg_write_barrier();
-	c->changecount++;
+	txg_count_end(c);
+}
+
+/*
+ * A transaction waited "idle" microseconds for its client between two
+ * statements.  Inline, and one comparison with the slot's longest wait:
+ * a transaction of several statements passes here at each one.  (After a
+ * reset, the slot's longest is that of before until the transaction
+ * ends: a shorter wait of the transaction that spans the reset is missed.)
+ */
+static inline void
+txg_stats_note_idle(int64 idle)
+{
+	if (unlikely(idle > txg_my_counts->durations.max_idle))
+		txg_stats_idle(idle);
 }
 
 /* sentinel.c: the background worker that ends idle blockers */

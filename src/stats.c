@@ -124,10 +124,6 @@ pg_atomic_uint64 *txg_stats_generation = &unread_generation;
 static uint32 idle_raised_at = 1;	/* odd: never a change count at rest */
 static int64 idle_before_xact = 0;
 
-/* the slot's longest idle wait; before there is a slot, nothing is longer */
-static int64 no_max_idle = PG_INT64_MAX;
-int64	   *txg_stats_max_idle = &no_max_idle;
-
 static void stats_shmem_shutdown(int code, Datum arg);
 static void reclaim_dropped_databases(void);
 
@@ -570,7 +566,6 @@ txg_stats_attach_backend(void)
 	c->changecount++;
 	END_CRIT_SECTION();
 	MyCounts = c;
-	txg_stats_max_idle = &c->durations.max_idle;
 }
 
 /* a reset came since the slot last counted: its counts start over */
@@ -582,28 +577,6 @@ txg_stats_new_generation(TxgBackendCounts *c, uint64 generation)
 	c->generation = generation;
 }
 
-/*
- * Start a write of this backend's counters: counts of an older generation
- * (a reset came since) start over.  No critical section: nothing between
- * this and end_count can fail (see registry.c).
- */
-static inline void
-begin_count(TxgBackendCounts *c)
-{
-	uint64		generation = pg_atomic_read_u64(&stats->generation);
-
-	c->changecount++;
-	pg_write_barrier();
-	if (c->generation != generation)
-		txg_stats_new_generation(c, generation);
-}
-
-static inline void
-end_count(TxgBackendCounts *c)
-{
-	pg_write_barrier();
-	c->changecount++;
-}
 
 /*
  * Hand the slot's durations over to the table (durations.c), and its
@@ -690,12 +663,12 @@ txg_stats_idle(int64 idle)
 		return;
 	/* nothing counted since the last raise: the same transaction */
 	same_xact = idle_raised_at == c->changecount;
-	begin_count(c);
+	txg_count_begin(c);
 	if (!same_xact)
 		idle_before_xact = c->durations.max_idle;
 	if (idle > c->durations.max_idle)
 		c->durations.max_idle = idle;
-	end_count(c);
+	txg_count_end(c);
 	idle_raised_at = c->changecount;
 }
 
@@ -713,9 +686,9 @@ txg_stats_count_observed(Oid dbid)
 		return;
 	if (attached(c) && c->dbid == dbid)
 	{
-		begin_count(c);
+		txg_count_begin(c);
 		c->counts.observed++;
-		end_count(c);
+		txg_count_end(c);
 		return;
 	}
 	LWLockAcquire(stats->lock, LW_EXCLUSIVE);
@@ -779,7 +752,6 @@ txg_stats_detach_backend(void)
 	END_CRIT_SECTION();
 	LWLockRelease(stats->lock);
 	MyCounts = &unread_counts;
-	txg_stats_max_idle = &no_max_idle;
 }
 
 static void
