@@ -48,10 +48,9 @@ int			txg_max_duration_keys = 1000;
  * address, for the next value.  So the setting's assign hook is chained,
  * as pg_txguard chains PostgreSQL's other hooks, to see every assignment
  * (SET, RESET, SET LOCAL and its end, a function's SET clause,
- * set_config()): the durations change key there and then, and the
- * registry compares a count of assignments with the one it copied at.
+ * set_config()): the durations change key, and the registry's copy
+ * changes, there and then.
  */
-uint32		txg_application_name_changes = 0;
 static GucStringAssignHook prev_assign_application_name = NULL;
 
 /*
@@ -218,11 +217,11 @@ assign_application_name(const char *newval, void *extra)
 {
 	if (prev_assign_application_name)
 		prev_assign_application_name(newval, extra);
-	txg_application_name_changes++;
 	txg_stats_application_name(newval);
+	txg_registry_application_name(newval);
 }
 
-/* count the assignments of application_name: from _PG_init */
+/* follow the assignments of application_name: from _PG_init */
 void
 txg_watch_application_name(void)
 {

@@ -108,7 +108,6 @@ extern int	txg_idle_blocker_timeout;
 extern int	txg_observe_timeout;
 extern int	txg_max_cached_plans;
 extern int	txg_max_duration_keys;
-extern PGDLLIMPORT uint32 txg_application_name_changes;
 extern void txg_watch_application_name(void);
 extern void txg_define_gucs(void);
 
@@ -143,6 +142,7 @@ extern void txg_registry_open(TimestampTz xact_start, TimestampTz deadline,
 extern void txg_registry_open_continued(TimestampTz xact_start,
 										TimestampTz deadline);
 extern void txg_registry_close(void);
+extern void txg_registry_application_name(const char *newval);
 extern void txg_registry_exit_idle(TimestampTz now);
 extern void txg_registry_parse(const char *text, int len);
 extern void txg_registry_statement(const char *text, int len, bool counted);

@@ -72,8 +72,8 @@ typedef struct TxgSlot
 	/* who the session is, for reports made by others (the sentinel) */
 	char		dbname[NAMEDATALEN];
 	char		username[NAMEDATALEN];
-	char		appname[NAMEDATALEN];	/* as of the transaction's start,
-										 * when observe_limit is set */
+	char		appname[NAMEDATALEN];	/* application_name, copied as it
+										 * is assigned */
 	char		client_addr[64];
 } TxgSlot;
 
@@ -104,8 +104,6 @@ next_xact_seq(void)
 	return xact_seq;
 }
 
-/* the assignments of application_name when the slot's copy was taken */
-static uint32 appname_copied = 0;
 
 /* where txg_registry_busy stores: the slot's flag, or a dummy without one */
 static bool busy_dummy = false;
@@ -188,13 +186,28 @@ leave_idle(TxgSlot *slot, TimestampTz now)
 	txg_stats_note_idle(now - slot->state_since);
 }
 
-/* the session's application_name into its slot (while writing it) */
+/* the session's application_name "appname" into its slot (while writing it) */
 static void
-copy_appname(TxgSlot *slot)
+copy_appname(TxgSlot *slot, const char *appname)
 {
 	snprintf(slot->appname, sizeof(slot->appname), "%s",
-			 application_name ? application_name : "");
-	appname_copied = txg_application_name_changes;
+			 appname ? appname : "");
+}
+
+/*
+ * application_name is being assigned "newval" (from its assign hook, see
+ * guc.c): the slot's copy follows, for reports made by others.
+ */
+void
+txg_registry_application_name(const char *newval)
+{
+	TxgSlot    *slot = MySlot;
+
+	if (slot == NULL)
+		return;
+	slot_begin_write(slot);
+	copy_appname(slot, newval);
+	slot_end_write(slot);
 }
 
 bool
@@ -231,7 +244,7 @@ txg_registry_attach_backend(void)
 			 MyProcPort ? MyProcPort->database_name : "");
 	snprintf(slot->username, sizeof(slot->username), "%s",
 			 MyProcPort ? MyProcPort->user_name : "");
-	copy_appname(slot);
+	copy_appname(slot, application_name);
 	txg_client_address(slot->client_addr, sizeof(slot->client_addr));
 	slot_end_write(slot);
 
@@ -329,12 +342,9 @@ open_record(TxgSlot *slot, TimestampTz xact_start, TimestampTz deadline)
 	{
 		/*
 		 * The sentinel may report the transaction (observe.c): it needs to
-		 * tell it from the next, and the session's application_name
-		 * (copied when it was assigned since).
+		 * tell it from the next.
 		 */
 		slot->xact_seq = next_xact_seq();
-		if (txg_application_name_changes != appname_copied)
-			copy_appname(slot);
 	}
 }
 
@@ -616,8 +626,6 @@ txg_registry_set_observe_limit(int limit_ms)
 	if (slot->observe_limit <= 0 && slot->in_xact)
 		slot->xact_seq = next_xact_seq();	/* the open transaction had no number */
 	slot->observe_limit = limit_ms;
-	if (limit_ms > 0 && txg_application_name_changes != appname_copied)
-		copy_appname(slot);
 	slot_end_write(slot);
 }
 
